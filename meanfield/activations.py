@@ -1,0 +1,131 @@
+r"""Activation functions σ of the feature φ(θ, x) = a σ(w·x + b).
+
+Each activation carries its value, its derivative and its degree of positive
+homogeneity, which decides which global-convergence theorem of Chizat & Bach (2018)
+applies: ReLU is 1-homogeneous, so the feature φ is 2-homogeneous in θ (Thm 3.3);
+sigmoid, tanh and erf are not homogeneous, so φ is 1-homogeneous in ``a`` only
+(Thm 3.5, the "partially 1-homogeneous" case).
+
+All functions are numerically stable for large pre-activations (no overflow warning,
+no NaN for finite input).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import special
+
+__all__ = ["ACTIVATIONS", "Activation", "get_activation"]
+
+_TWO_OVER_SQRT_PI = 2.0 / np.sqrt(np.pi)
+
+
+@dataclass(frozen=True)
+class Activation:
+    r"""A scalar activation σ with its derivative.
+
+    Parameters
+    ----------
+    name : str
+        Registry name (``"relu"``, ``"sigmoid"``, ``"tanh"``, ``"erf"``).
+    value : callable
+        Elementwise σ(u).
+    derivative : callable
+        Elementwise σ′(u).
+    degree : int or None
+        Degree of positive homogeneity, σ(λu) = λ^degree σ(u) for λ > 0, or ``None``
+        when σ is not homogeneous.  The feature φ(θ, x) = a σ(w·x + b) is then
+        (degree + 1)-homogeneous in θ, or 1-homogeneous in ``a`` only.
+    """
+
+    name: str
+    value: Callable[[NDArray[np.floating]], NDArray[np.floating]]
+    derivative: Callable[[NDArray[np.floating]], NDArray[np.floating]]
+    degree: int | None
+
+    @property
+    def feature_degree(self) -> int | None:
+        """Homogeneity degree of φ in the whole θ = (a, w, b), or ``None``."""
+        return None if self.degree is None else self.degree + 1
+
+    def __call__(self, u: ArrayLike) -> NDArray[np.floating]:
+        """Evaluate σ(u) elementwise."""
+        return self.value(np.asarray(u, dtype=float))
+
+
+def _relu(u: NDArray[np.floating]) -> NDArray[np.floating]:
+    return np.maximum(u, 0.0)
+
+
+def _relu_derivative(u: NDArray[np.floating]) -> NDArray[np.floating]:
+    # σ′(0) = 1, as the notebook's ``drelu`` (``x >= 0``); the choice is immaterial for
+    # x ~ N(0, I) (the kink is hit with probability 0) but matters for exact replays.
+    return (u >= 0).astype(u.dtype)
+
+
+def _sigmoid_derivative(u: NDArray[np.floating]) -> NDArray[np.floating]:
+    s = special.expit(u)
+    return s * (1.0 - s)
+
+
+def _tanh_derivative(u: NDArray[np.floating]) -> NDArray[np.floating]:
+    # 1 − tanh² loses all digits for |u| > 19; 1/cosh² = 4 e^{-2|u|}/(1 + e^{-2|u|})².
+    e = np.exp(-2.0 * np.abs(u))
+    return 4.0 * e / (1.0 + e) ** 2
+
+
+def _erf_derivative(u: NDArray[np.floating]) -> NDArray[np.floating]:
+    return _TWO_OVER_SQRT_PI * np.exp(-np.square(u))
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "relu": Activation("relu", _relu, _relu_derivative, degree=1),
+    "sigmoid": Activation("sigmoid", special.expit, _sigmoid_derivative, degree=None),
+    "tanh": Activation("tanh", np.tanh, _tanh_derivative, degree=None),
+    "erf": Activation("erf", special.erf, _erf_derivative, degree=None),
+}
+"""The built-in activations by name.
+
+* ``relu``: σ(u) = max(u, 0), σ′(u) = 1[u ≥ 0] (so σ′(0) = 1, the notebook's ``drelu``);
+  1-homogeneous.
+* ``sigmoid``: σ(u) = 1/(1 + e^{−u}), σ′ = σ(1 − σ).
+* ``tanh``: σ(u) = tanh u, σ′ = 1/cosh² u.
+* ``erf``: σ(u) = erf u, σ′(u) = 2 e^{−u²}/√π.
+"""
+
+
+def get_activation(activation: str | Activation) -> Activation:
+    """Return the :class:`Activation` named ``activation`` (or ``activation`` itself).
+
+    Parameters
+    ----------
+    activation : str or Activation
+        A name in :data:`ACTIVATIONS` or an :class:`Activation` instance.
+
+    Returns
+    -------
+    Activation
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown.
+    TypeError
+        If ``activation`` is neither a string nor an :class:`Activation`.
+    """
+    if isinstance(activation, Activation):
+        return activation
+    if isinstance(activation, str):
+        try:
+            return ACTIVATIONS[activation.lower()]
+        except KeyError:
+            raise ValueError(
+                f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}"
+            ) from None
+    raise TypeError(
+        f"activation must be a str or an Activation; got {type(activation).__name__}"
+    )

@@ -1,0 +1,393 @@
+r"""Particle measures over θ = (a, w, b) and the initialisation laws.
+
+A two-layer network of width m is the empirical measure
+
+.. math::
+
+    \mu = \sum_{i=1}^m p_i\, \delta_{\theta_i}, \qquad
+    \theta_i = (a_i, w_i, b_i) \in \mathbb{R}\times\mathbb{R}^d\times\mathbb{R},
+    \qquad p_i \ge 0,\ \sum_i p_i = 1,
+
+stored as an array ``theta`` of shape ``(..., m, d+2)`` whose rows are
+``[a, w_1 … w_d, b]`` and an array ``masses`` of shape ``(..., m)``.  Leading axes
+index an ensemble of independent runs (Mei, Montanari & Nguyen 2018; Chizat & Bach 2018).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from meanfield._validation import as_float_array, check_int, check_positive, describe
+
+__all__ = [
+    "ParticleMeasure",
+    "balanced",
+    "gaussian",
+    "notebook_sphere",
+    "notebook_teacher",
+    "spawn_rngs",
+    "sphere",
+]
+
+RNGLike = int | np.random.Generator | np.random.SeedSequence | None
+
+_MASS_TOL = 1e-9
+
+
+class ParticleMeasure:
+    r"""An empirical measure μ = Σᵢ pᵢ δ_{θᵢ} over neurons θ = (a, w, b).
+
+    Parameters
+    ----------
+    theta : array_like, shape (..., m, d+2)
+        Particle positions, one row ``[a, w_1 … w_d, b]`` per neuron.  Leading axes
+        form an ensemble of independent measures.
+    masses : array_like, shape (..., m) or (m,), optional
+        Nonnegative masses summing to 1 along the last axis.  Default: uniform 1/m,
+        which makes f_μ the mean over neurons (the notebook's ``np.mean``).
+
+    Raises
+    ------
+    ValueError
+        If ``theta`` has fewer than 2 dimensions, fewer than 3 columns, no particle,
+        or non-finite entries; if ``masses`` has the wrong shape, a negative or
+        non-finite entry, or does not sum to 1.
+    TypeError
+        If an array is not numeric.
+
+    Notes
+    -----
+    The object is immutable: :meth:`with_theta` returns a new measure.
+    """
+
+    __slots__ = ("_masses", "_theta")
+
+    def __init__(self, theta: ArrayLike, masses: ArrayLike | None = None) -> None:
+        th = as_float_array("theta", theta, min_ndim=2)
+        if th.shape[-1] < 3:
+            raise ValueError(
+                f"theta must have shape (..., m, d+2) with d >= 1; got shape {th.shape}"
+            )
+        if th.shape[-2] == 0:
+            raise ValueError(f"theta must hold at least one particle (m >= 1); got shape {th.shape}")
+        if masses is None:
+            p = np.full(th.shape[:-1], 1.0 / th.shape[-2], dtype=th.dtype)
+        else:
+            p = as_float_array("masses", masses, min_ndim=1).astype(th.dtype, copy=False)
+            if p.shape[-1] != th.shape[-2] or p.ndim > th.ndim - 1:
+                raise ValueError(
+                    f"masses must have shape {th.shape[:-1]} (or ({th.shape[-2]},)) to match "
+                    f"theta of shape {th.shape}; got shape {p.shape}"
+                )
+            if np.any(p < 0):
+                raise ValueError(f"masses must be nonnegative; got minimum {p.min():.3g}")
+            sums = p.sum(axis=-1)
+            if np.any(np.abs(sums - 1.0) > _MASS_TOL * max(1, p.shape[-1])):
+                raise ValueError(
+                    f"masses must sum to 1 along the last axis; got sums in "
+                    f"[{np.min(sums):.6g}, {np.max(sums):.6g}]"
+                )
+            p = np.broadcast_to(p, th.shape[:-1])
+        th = th.copy()
+        p = p.copy()
+        th.flags.writeable = False
+        p.flags.writeable = False
+        self._theta = th
+        self._masses = p
+
+    # -- views ---------------------------------------------------------------------
+    @property
+    def theta(self) -> NDArray[np.floating]:
+        """Particle positions, shape ``(..., m, d+2)`` (read-only)."""
+        return self._theta
+
+    @property
+    def masses(self) -> NDArray[np.floating]:
+        """Particle masses pᵢ, shape ``(..., m)`` (read-only)."""
+        return self._masses
+
+    @property
+    def a(self) -> NDArray[np.floating]:
+        """Output weights aᵢ, shape ``(..., m)``."""
+        return self._theta[..., 0]
+
+    @property
+    def w(self) -> NDArray[np.floating]:
+        """Input weights wᵢ, shape ``(..., m, d)``."""
+        return self._theta[..., 1:-1]
+
+    @property
+    def b(self) -> NDArray[np.floating]:
+        """Biases bᵢ, shape ``(..., m)``."""
+        return self._theta[..., -1]
+
+    @property
+    def d(self) -> int:
+        """Input dimension d."""
+        return self._theta.shape[-1] - 2
+
+    @property
+    def m(self) -> int:
+        """Number of particles m."""
+        return self._theta.shape[-2]
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        """Shape of the ensemble axes (``()`` for a single measure)."""
+        return self._theta.shape[:-2]
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """Floating dtype of the positions."""
+        return self._theta.dtype
+
+    def effective_neurons(self) -> NDArray[np.floating]:
+        r"""Effective neurons cᵢ = aᵢ (wᵢ, bᵢ), shape ``(..., m, d+1)``.
+
+        .. math:: c_i = a_i\,(w_i, b_i) \in \mathbb{R}^{d+1}
+
+        For ReLU, φ(θ, ·) depends on θ only through cᵢ up to positive rescaling of
+        (wᵢ, bᵢ) against aᵢ; the notebook plots the first d coordinates a·w.
+        """
+        return self._theta[..., :1] * self._theta[..., 1:]
+
+    # -- constructors ------------------------------------------------------------
+    def with_theta(self, theta: ArrayLike) -> ParticleMeasure:
+        """Return the measure with the same masses at new positions ``theta``."""
+        return ParticleMeasure(theta, self._masses)
+
+    def replica(self, index: int | tuple[int, ...]) -> ParticleMeasure:
+        """Return one measure of the ensemble (``index`` into :attr:`batch_shape`)."""
+        if not self.batch_shape:
+            raise ValueError("replica needs an ensemble; this measure has batch_shape ()")
+        return ParticleMeasure(self._theta[index], self._masses[index])
+
+    @classmethod
+    def stack(cls, measures: Sequence[ParticleMeasure]) -> ParticleMeasure:
+        """Stack measures of equal shape into an ensemble along a new leading axis."""
+        if len(measures) == 0:
+            raise ValueError("measures must be a non-empty sequence; got an empty one")
+        for i, mu in enumerate(measures):
+            if not isinstance(mu, ParticleMeasure):
+                raise TypeError(f"measures[{i}] must be a ParticleMeasure; got {describe(mu)}")
+            if mu.theta.shape != measures[0].theta.shape:
+                raise ValueError(
+                    f"measures must share one shape; measures[0] has {measures[0].theta.shape}, "
+                    f"measures[{i}] has {mu.theta.shape}"
+                )
+        return cls(np.stack([mu.theta for mu in measures]), np.stack([mu.masses for mu in measures]))
+
+    def __repr__(self) -> str:
+        ens = f", batch_shape={self.batch_shape}" if self.batch_shape else ""
+        return f"ParticleMeasure(m={self.m}, d={self.d}{ens}, dtype={self.dtype})"
+
+
+# -- randomness -------------------------------------------------------------------
+def spawn_rngs(rng: RNGLike, n: int) -> list[np.random.Generator]:
+    """Return ``n`` independent generators spawned from ``rng``.
+
+    Parameters
+    ----------
+    rng : int, Generator, SeedSequence or None
+        Anything :func:`numpy.random.default_rng` accepts.
+    n : int
+        Number of streams.
+
+    Returns
+    -------
+    list of numpy.random.Generator
+        Replica ``r`` of an ensemble built with ``rng`` uses stream ``r``, so it can be
+        replayed alone with ``spawn_rngs(rng, n)[r]``.
+    """
+    n = check_int("n", n)
+    if isinstance(rng, np.random.SeedSequence):
+        return [np.random.default_rng(s) for s in rng.spawn(n)]
+    return list(np.random.default_rng(rng).spawn(n))
+
+
+def _draw(
+    transform: Callable[[NDArray[np.floating]], NDArray[np.floating]],
+    m: int,
+    d: int,
+    runs: int | None,
+    rng: RNGLike,
+) -> ParticleMeasure:
+    """Sample standard normals of shape (m, d+2) per run and map them to positions."""
+    m = check_int("m", m)
+    d = check_int("d", d)
+    if runs is None:
+        z = np.random.default_rng(rng).standard_normal((m, d + 2))
+        return ParticleMeasure(transform(z))
+    runs = check_int("runs", runs)
+    gens = spawn_rngs(rng, runs)
+    return ParticleMeasure(np.stack([transform(g.standard_normal((m, d + 2))) for g in gens]))
+
+
+def _normalise(v: NDArray[np.floating], radius: float) -> NDArray[np.floating]:
+    return radius * v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def gaussian_from_normals(z: NDArray[np.floating], std: float) -> NDArray[np.floating]:
+    """Map standard normals to the i.i.d. Gaussian law (``std · z``)."""
+    return std * z
+
+
+def sphere_from_normals(z: NDArray[np.floating], radius: float) -> NDArray[np.floating]:
+    """Map standard normals to the uniform law on the sphere r·S^{d+1} of ℝ^{d+2}."""
+    return _normalise(z, radius)
+
+
+def notebook_sphere_from_normals(z: NDArray[np.floating], radius: float) -> NDArray[np.floating]:
+    """Map rows ``[a, w, b]`` of standard normals to the notebook's law.
+
+    ``a`` is kept; ``(w, b)`` is rescaled onto the sphere of radius ``radius`` of ℝ^{d+1}.
+    The notebook draws each neuron as ``a, w, b = normal(), normal(size=d), normal()``
+    (in that order), which is exactly one row of ``z``.
+    """
+    out = z.copy()
+    out[..., 1:] = _normalise(z[..., 1:], radius)
+    return out
+
+
+def balanced_from_normals(z: NDArray[np.floating], scale: float) -> NDArray[np.floating]:
+    """Map standard normals to a balanced law: (w, b) uniform on scale·S^d, |a| = scale."""
+    out = notebook_sphere_from_normals(z, scale)
+    out[..., 0] = scale * np.where(z[..., 0] >= 0, 1.0, -1.0)
+    return out
+
+
+def gaussian(
+    m: int, d: int, *, std: float = 1.0, runs: int | None = None, rng: RNGLike = None
+) -> ParticleMeasure:
+    r"""I.i.d. Gaussian particles θᵢ ~ N(0, std² I_{d+2}), uniform masses.
+
+    Parameters
+    ----------
+    m, d : int
+        Width and input dimension.
+    std : float, default 1.0
+        Standard deviation of every coordinate.
+    runs : int, optional
+        If given, an ensemble of ``runs`` independent measures (batch shape ``(runs,)``),
+        replica r drawn from ``spawn_rngs(rng, runs)[r]``.
+    rng : int, Generator or SeedSequence, optional
+        Source of randomness.
+
+    Returns
+    -------
+    ParticleMeasure
+        Positions of shape ``(m, d+2)`` or ``(runs, m, d+2)``.
+    """
+    std = check_positive("std", std)
+    return _draw(lambda z: gaussian_from_normals(z, std), m, d, runs, rng)
+
+
+def sphere(
+    m: int, d: int, *, radius: float = 1.0, runs: int | None = None, rng: RNGLike = None
+) -> ParticleMeasure:
+    r"""Particles uniform on the full sphere of radius r in ℝ^{d+2}.
+
+    .. math:: \theta_i = r\, z_i / \|z_i\|, \qquad z_i \sim N(0, I_{d+2})
+
+    Parameters
+    ----------
+    m, d : int
+        Width and input dimension.
+    radius : float, default 1.0
+        Radius r > 0.
+    runs : int, optional
+        Ensemble size (see :func:`gaussian`).
+    rng : int, Generator or SeedSequence, optional
+        Source of randomness.
+
+    Returns
+    -------
+    ParticleMeasure
+    """
+    radius = check_positive("radius", radius)
+    return _draw(lambda z: sphere_from_normals(z, radius), m, d, runs, rng)
+
+
+def notebook_sphere(
+    m: int, d: int, *, radius: float = 0.05, runs: int | None = None, rng: RNGLike = None
+) -> ParticleMeasure:
+    r"""The notebook's student law: a ~ N(0, 1), (w, b) uniform on R·S^d.
+
+    .. math::
+        a_i \sim N(0, 1), \qquad (w_i, b_i) = R\, g_i/\|g_i\|,\quad g_i \sim N(0, I_{d+1})
+
+    Its support is the cylinder ℝ × R·S^d, which does not strictly separate 0 from ∞
+    in ℝ^{d+2} (see :mod:`meanfield.separation`).
+
+    Parameters
+    ----------
+    m, d : int
+        Width and input dimension.
+    radius : float, default 0.05
+        Radius R > 0 of the (w, b) sphere (the notebook's ``small_sphere(0.05)``).
+    runs : int, optional
+        Ensemble size (see :func:`gaussian`).
+    rng : int, Generator or SeedSequence, optional
+        Source of randomness.
+
+    Returns
+    -------
+    ParticleMeasure
+    """
+    radius = check_positive("radius", radius)
+    return _draw(lambda z: notebook_sphere_from_normals(z, radius), m, d, runs, rng)
+
+
+def balanced(
+    m: int, d: int, *, scale: float = 1.0, runs: int | None = None, rng: RNGLike = None
+) -> ParticleMeasure:
+    r"""A balanced law: |aᵢ| = ‖(wᵢ, bᵢ)‖ = scale, random sign of a.
+
+    .. math:: a_i^2 - \|w_i\|^2 - b_i^2 = 0
+
+    Balancedness is conserved by the ReLU gradient flow (Du, Hu & Lee 2018).
+
+    Parameters
+    ----------
+    m, d : int
+        Width and input dimension.
+    scale : float, default 1.0
+        Common norm of a and (w, b).
+    runs : int, optional
+        Ensemble size (see :func:`gaussian`).
+    rng : int, Generator or SeedSequence, optional
+        Source of randomness.
+
+    Returns
+    -------
+    ParticleMeasure
+    """
+    scale = check_positive("scale", scale)
+    return _draw(lambda z: balanced_from_normals(z, scale), m, d, runs, rng)
+
+
+def notebook_teacher(m0: int = 4, d: int = 2, *, rng: RNGLike = None) -> ParticleMeasure:
+    r"""The notebook's teacher: m₀ neurons, a ~ N(0, 1), (w, b) on the unit sphere of ℝ^{d+1}.
+
+    Same law as :func:`notebook_sphere` with R = 1 (the notebook's ``Neuron()``), with
+    uniform masses 1/m₀ so that f_ν is the mean over teacher neurons.
+
+    Parameters
+    ----------
+    m0 : int, default 4
+        Number of teacher neurons.
+    d : int, default 2
+        Input dimension.
+    rng : int, Generator or SeedSequence, optional
+        Source of randomness.
+
+    Returns
+    -------
+    ParticleMeasure
+    """
+    m0 = check_int("m0", m0)
+    return notebook_sphere(m0, d, radius=1.0, rng=rng)
