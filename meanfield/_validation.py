@@ -1,7 +1,8 @@
-"""Argument checks shared by the public entry points.
+r"""Argument checks shared by the public entry points.
 
 Every check raises ``ValueError`` or ``TypeError`` with a message that names the
-parameter and shows what was received.
+parameter and shows what was received (DESIGN.md, "Engineering conventions" 3), e.g.
+``theta must have shape (..., m, d+2) with d >= 1; got shape (3, 5, 2)``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from numpy.typing import NDArray
 
 __all__ = [
     "as_float_array",
+    "as_generator",
     "check_inputs",
     "check_int",
     "check_positive",
@@ -22,7 +24,19 @@ __all__ = [
 
 
 def describe(value: Any) -> str:
-    """Short description of a received value for an error message."""
+    """Describe a received value in a few words, for an error message.
+
+    Parameters
+    ----------
+    value : object
+        Anything.
+
+    Returns
+    -------
+    str
+        ``"array of shape (…) and dtype …"`` for an array, else its ``repr`` cut to
+        60 characters.
+    """
     if isinstance(value, np.ndarray):
         return f"array of shape {value.shape} and dtype {value.dtype}"
     text = repr(value)
@@ -40,6 +54,30 @@ def as_float_array(
     """Convert ``value`` to a floating array, checking rank and finiteness.
 
     Integer and boolean input is promoted to float64; floating input keeps its dtype.
+
+    Parameters
+    ----------
+    name : str
+        Parameter name used in error messages.
+    value : array_like
+        Real numbers of any shape.
+    min_ndim : int, default 0
+        Minimal number of dimensions.
+    ndim : int, optional
+        Exact number of dimensions.
+    finite : bool, default True
+        Reject NaN and ±inf.
+
+    Returns
+    -------
+    ndarray of floating dtype, shape ``np.shape(value)``
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is a string, ``None``, or not an array of real numbers.
+    ValueError
+        If ``value`` is ragged, has the wrong number of dimensions or a non-finite entry.
     """
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"{name} must be an array of real numbers; got {describe(value)}")
@@ -63,14 +101,40 @@ def as_float_array(
     return arr
 
 
-def check_inputs(x: Any, d: int, *, name: str = "x") -> NDArray[np.floating]:
-    """Validate inputs of shape ``(..., n, d)`` for a measure of input dimension ``d``."""
+def check_inputs(
+    x: Any, d: int, *, name: str = "x", owner: str = "the measure"
+) -> NDArray[np.floating]:
+    """Validate inputs of shape ``(..., n, d)`` for a model of input dimension ``d``.
+
+    Parameters
+    ----------
+    x : array_like, shape (..., n, d) or (d,)
+        Inputs; a single input of shape ``(d,)`` is read as ``(1, d)``.
+    d : int
+        Expected input dimension.
+    name : str, default "x"
+        Parameter name used in error messages.
+    owner : str, default "the measure"
+        What fixes ``d``, for the error message.
+
+    Returns
+    -------
+    ndarray, shape (..., n, d)
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not an array of real numbers.
+    ValueError
+        If ``x`` is a scalar, has a last axis other than ``d``, holds no input, or has
+        a non-finite entry.
+    """
     arr = as_float_array(name, x, min_ndim=1)
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.shape[-1] != d:
         raise ValueError(
-            f"{name} must have shape (..., n, {d}) to match the measure's d={d}; "
+            f"{name} must have shape (..., n, {d}) to match {owner}'s d={d}; "
             f"got shape {arr.shape}"
         )
     if arr.shape[-2] == 0:
@@ -79,7 +143,28 @@ def check_inputs(x: Any, d: int, *, name: str = "x") -> NDArray[np.floating]:
 
 
 def check_int(name: str, value: Any, *, minimum: int = 1) -> int:
-    """Check that ``value`` is an integer ≥ ``minimum`` and return it as ``int``."""
+    """Check that ``value`` is an integer ≥ ``minimum`` and return it as ``int``.
+
+    Parameters
+    ----------
+    name : str
+        Parameter name used in error messages.
+    value : int
+        Python or numpy integer (``bool`` is refused).
+    minimum : int, default 1
+        Smallest accepted value.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not an integer.
+    ValueError
+        If ``value < minimum``.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer; got {describe(value)}")
     if value < minimum:
@@ -88,7 +173,28 @@ def check_int(name: str, value: Any, *, minimum: int = 1) -> int:
 
 
 def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    """Check that ``value`` is a finite real > 0 (or ≥ 0) and return it as ``float``."""
+    """Check that ``value`` is a finite real > 0 (or ≥ 0) and return it as ``float``.
+
+    Parameters
+    ----------
+    name : str
+        Parameter name used in error messages.
+    value : float
+        Python or numpy real number (``bool`` is refused).
+    allow_zero : bool, default False
+        Accept 0.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a real number.
+    ValueError
+        If ``value`` is not finite or not in the accepted range.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number; got {describe(value)}")
     v = float(value)
@@ -97,3 +203,47 @@ def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be finite and {bound}; got {value!r}")
     return v
+
+
+def as_generator(rng: Any, *, name: str = "rng") -> np.random.Generator:
+    """Normalise a source of randomness with :func:`numpy.random.default_rng`.
+
+    Parameters
+    ----------
+    rng : None, int, sequence of int, SeedSequence, BitGenerator or Generator
+        Anything :func:`numpy.random.default_rng` accepts.  A ``Generator`` is
+        returned as is (so it is consumed); an integer seed gives a fresh,
+        reproducible stream.
+    name : str, default "rng"
+        Parameter name used in error messages.
+
+    Returns
+    -------
+    numpy.random.Generator
+
+    Raises
+    ------
+    TypeError
+        If ``rng`` is not a seed, a ``SeedSequence``, a bit generator or a
+        ``Generator`` (e.g. a float or a string).
+    ValueError
+        If ``rng`` is a negative integer seed.
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, (bool, float, complex, str, bytes)):
+        raise TypeError(
+            f"{name} must be None, an int seed, a SeedSequence or a numpy Generator; "
+            f"got {describe(rng)}"
+        )
+    try:
+        return np.random.default_rng(rng)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be None, an int seed, a SeedSequence or a numpy Generator; "
+            f"got {describe(rng)}"
+        ) from None
+    except ValueError as exc:
+        raise ValueError(
+            f"{name} must be a nonnegative seed; got {describe(rng)} ({exc})"
+        ) from None

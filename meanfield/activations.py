@@ -19,6 +19,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
+from meanfield._validation import describe
+
 __all__ = ["ACTIVATIONS", "Activation", "get_activation"]
 
 _TWO_OVER_SQRT_PI = 2.0 / np.sqrt(np.pi)
@@ -27,6 +29,9 @@ _TWO_OVER_SQRT_PI = 2.0 / np.sqrt(np.pi)
 @dataclass(frozen=True)
 class Activation:
     r"""A scalar activation σ with its derivative.
+
+    .. math:: \varphi(\theta, x) = a\,\sigma(w\cdot x + b), \qquad
+        \sigma(\lambda u) = \lambda^{\mathrm{degree}}\sigma(u)\ (\lambda > 0)
 
     Parameters
     ----------
@@ -49,12 +54,34 @@ class Activation:
 
     @property
     def feature_degree(self) -> int | None:
-        """Homogeneity degree of φ in the whole θ = (a, w, b), or ``None``."""
+        r"""Homogeneity degree of φ in the whole θ = (a, w, b), or ``None``.
+
+        .. math:: \varphi(\lambda\theta, x) = \lambda^{\mathrm{degree}+1}\,\varphi(\theta, x),
+            \qquad \lambda > 0
+
+        ReLU gives 2 (Chizat & Bach 2018, Thm 3.3); the others give ``None``
+        (φ is then 1-homogeneous in ``a`` only, Thm 3.5).
+        """
         return None if self.degree is None else self.degree + 1
 
     def __call__(self, u: ArrayLike) -> NDArray[np.floating]:
-        """Evaluate σ(u) elementwise."""
-        return self.value(np.asarray(u, dtype=float))
+        r"""Evaluate σ(u) elementwise.
+
+        Parameters
+        ----------
+        u : array_like, any shape
+            Pre-activations u = w·x + b.  Floating input keeps its dtype; anything
+            else is converted to float64.
+
+        Returns
+        -------
+        ndarray, shape ``np.shape(u)``
+            σ(u).
+        """
+        arr = np.asarray(u)
+        if arr.dtype.kind != "f":
+            arr = arr.astype(np.float64)
+        return self.value(arr)
 
 
 def _relu(u: NDArray[np.floating]) -> NDArray[np.floating]:
@@ -68,8 +95,9 @@ def _relu_derivative(u: NDArray[np.floating]) -> NDArray[np.floating]:
 
 
 def _sigmoid_derivative(u: NDArray[np.floating]) -> NDArray[np.floating]:
-    s = special.expit(u)
-    return s * (1.0 - s)
+    # σ(u)(1 − σ(u)) = σ(u)σ(−u): the second form keeps full relative accuracy in the
+    # tails (1 − σ(u) rounds to 0 for u > 37), with no overflow warning.
+    return special.expit(u) * special.expit(-u)
 
 
 def _tanh_derivative(u: NDArray[np.floating]) -> NDArray[np.floating]:
@@ -79,7 +107,8 @@ def _tanh_derivative(u: NDArray[np.floating]) -> NDArray[np.floating]:
 
 
 def _erf_derivative(u: NDArray[np.floating]) -> NDArray[np.floating]:
-    return _TWO_OVER_SQRT_PI * np.exp(-np.square(u))
+    # Clip before squaring: u² overflows for |u| > 1e154; e^{-u²} is already 0 for |u| > 28.
+    return _TWO_OVER_SQRT_PI * np.exp(-np.square(np.minimum(np.abs(u), 64.0)))
 
 
 ACTIVATIONS: dict[str, Activation] = {
@@ -92,19 +121,26 @@ ACTIVATIONS: dict[str, Activation] = {
 
 * ``relu``: σ(u) = max(u, 0), σ′(u) = 1[u ≥ 0] (so σ′(0) = 1, the notebook's ``drelu``);
   1-homogeneous.
-* ``sigmoid``: σ(u) = 1/(1 + e^{−u}), σ′ = σ(1 − σ).
+* ``sigmoid``: σ(u) = 1/(1 + e^{−u}), σ′(u) = σ(u)(1 − σ(u)) = σ(u)σ(−u).
 * ``tanh``: σ(u) = tanh u, σ′ = 1/cosh² u.
 * ``erf``: σ(u) = erf u, σ′(u) = 2 e^{−u²}/√π.
 """
 
 
 def get_activation(activation: str | Activation) -> Activation:
-    """Return the :class:`Activation` named ``activation`` (or ``activation`` itself).
+    r"""Return the :class:`Activation` named ``activation`` (or ``activation`` itself).
+
+    .. math::
+        \sigma_{\mathrm{relu}}(u) = \max(u, 0),\quad
+        \sigma_{\mathrm{sigmoid}}(u) = \frac{1}{1 + e^{-u}},\quad
+        \sigma_{\mathrm{tanh}}(u) = \tanh u,\quad
+        \sigma_{\mathrm{erf}}(u) = \frac{2}{\sqrt\pi}\int_0^u e^{-t^2}\,dt
 
     Parameters
     ----------
     activation : str or Activation
-        A name in :data:`ACTIVATIONS` or an :class:`Activation` instance.
+        A name in :data:`ACTIVATIONS` (case-insensitive) or an :class:`Activation`
+        instance.
 
     Returns
     -------
@@ -126,6 +162,4 @@ def get_activation(activation: str | Activation) -> Activation:
             raise ValueError(
                 f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}"
             ) from None
-    raise TypeError(
-        f"activation must be a str or an Activation; got {type(activation).__name__}"
-    )
+    raise TypeError(f"activation must be a str or an Activation; got {describe(activation)}")

@@ -14,7 +14,14 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from meanfield._validation import as_float_array, check_inputs, check_int, check_positive, describe
+from meanfield._validation import (
+    as_float_array,
+    as_generator,
+    check_inputs,
+    check_int,
+    check_positive,
+    describe,
+)
 from meanfield.activations import Activation, get_activation
 from meanfield.measure import ParticleMeasure, RNGLike
 from meanfield.network import output
@@ -25,6 +32,7 @@ __all__ = [
     "Target",
     "Teacher",
     "as_target",
+    "evaluate_target",
     "notebook_frame_sizes",
     "sample_inputs",
 ]
@@ -41,6 +49,9 @@ def sample_inputs(
     rng: RNGLike = None,
 ) -> NDArray[np.float64]:
     r"""Draw n inputs in ℝ^d.
+
+    .. math::
+        x_k \sim N(0, I_d) \quad\text{or}\quad x_k = r\, g_k/\|g_k\|,\ g_k \sim N(0, I_d)
 
     Parameters
     ----------
@@ -59,22 +70,41 @@ def sample_inputs(
     """
     n = check_int("n", n)
     d = check_int("d", d)
-    if law not in ("gaussian", "sphere"):
-        raise ValueError(f"law must be 'gaussian' or 'sphere'; got {law!r}")
-    x = np.random.default_rng(rng).standard_normal((n, d))
+    if not isinstance(law, str) or law not in ("gaussian", "sphere"):
+        raise ValueError(f"law must be 'gaussian' or 'sphere'; got {describe(law)}")
     if law == "sphere":
         radius = check_positive("radius", radius)
+    x = as_generator(rng).standard_normal((n, d))
+    if law == "sphere":
         x *= radius / np.linalg.norm(x, axis=-1, keepdims=True)
     return x
 
 
 class Target:
-    """A target function y(x), mapping inputs ``(..., n, d)`` to values ``(..., n)``."""
+    r"""A target function y(x), mapping inputs ``(..., n, d)`` to values ``(..., n)``.
+
+    .. math:: y : \mathbb{R}^d \to \mathbb{R}
+
+    Attributes
+    ----------
+    d : int or None
+        Input dimension, or ``None`` when any dimension is accepted.
+    """
 
     d: int | None = None
 
     def __call__(self, x: NDArray[np.floating]) -> NDArray[np.floating]:
-        """Evaluate y at inputs of shape ``(..., n, d)``."""
+        """Evaluate y at the inputs.
+
+        Parameters
+        ----------
+        x : ndarray, shape (..., n, d)
+            Inputs.
+
+        Returns
+        -------
+        ndarray, shape (..., n)
+        """
         raise NotImplementedError
 
 
@@ -106,13 +136,27 @@ class Teacher(Target):
         return self.measure.d
 
     def __call__(self, x: ArrayLike) -> NDArray[np.floating]:
-        """Evaluate f_ν at inputs of shape ``(..., n, d)``; returns ``(..., n)``."""
+        r"""Evaluate f_ν at the inputs.
+
+        .. math:: y(x_k) = f_\nu(x_k)
+
+        Parameters
+        ----------
+        x : array_like, shape (..., n, d)
+            Inputs.
+
+        Returns
+        -------
+        ndarray, shape (..., n)
+        """
         return output(self.measure, x, activation=self.activation)
 
 
 @dataclass(frozen=True, eq=False)
 class CallableTarget(Target):
-    """Wrap a plain function of the inputs as a target, checking its output.
+    r"""Wrap a plain function of the inputs as a target, checking its output.
+
+    .. math:: y(x) = g(x), \qquad g : \mathbb{R}^{(\dots, n, d)} \to \mathbb{R}^{(\dots, n)}
 
     Parameters
     ----------
@@ -125,9 +169,35 @@ class CallableTarget(Target):
     function: Callable[[NDArray[np.floating]], ArrayLike]
     d: int | None = None
 
+    def __post_init__(self) -> None:
+        if not callable(self.function):
+            raise TypeError(f"function must be callable; got {describe(self.function)}")
+        if self.d is not None:
+            object.__setattr__(self, "d", check_int("d", self.d))
+
     def __call__(self, x: ArrayLike) -> NDArray[np.floating]:
-        """Evaluate the wrapped function and check its shape and finiteness."""
-        xx = as_float_array("x", x, min_ndim=2)
+        r"""Evaluate the wrapped function and check its shape and finiteness.
+
+        .. math:: y(x_k) = \mathrm{function}(x)_k
+
+        Parameters
+        ----------
+        x : array_like, shape (..., n, d)
+            Inputs.
+
+        Returns
+        -------
+        ndarray, shape (..., n)
+
+        Raises
+        ------
+        ValueError
+            If the function returns another shape or a non-finite value.
+        """
+        if self.d is not None:
+            xx = check_inputs(x, self.d, owner="the target")
+        else:
+            xx = as_float_array("x", x, min_ndim=2)
         y = as_float_array("target(x)", self.function(xx))
         if y.shape != xx.shape[:-1]:
             raise ValueError(
@@ -142,7 +212,10 @@ def as_target(
     *,
     activation: str | Activation = "relu",
 ) -> Target:
-    """Normalise a target: a :class:`Target`, a teacher measure, or a callable.
+    r"""Normalise a target: a :class:`Target`, a teacher measure, or a callable.
+
+    .. math:: y = f_\nu \ \text{(teacher measure ν)} \quad\text{or}\quad y = g
+        \ \text{(callable g)}
 
     Parameters
     ----------
@@ -167,7 +240,32 @@ def as_target(
 
 
 def evaluate_target(target: Target, x: ArrayLike, d: int) -> NDArray[np.floating]:
-    """Evaluate ``target`` on inputs checked against the dimension ``d``."""
+    r"""Evaluate ``target`` on inputs checked against the dimension ``d``.
+
+    .. math:: y_k = y(x_k)
+
+    Parameters
+    ----------
+    target : Target
+        y.
+    x : array_like, shape (..., n, d)
+        Inputs.
+    d : int
+        Input dimension of the model the target is compared with.
+
+    Returns
+    -------
+    ndarray, shape (..., n)
+
+    Raises
+    ------
+    TypeError
+        If ``target`` is not a :class:`Target`.
+    ValueError
+        If ``x`` or the target has another input dimension than ``d``.
+    """
+    if not isinstance(target, Target):
+        raise TypeError(f"target must be a Target; got {describe(target)}")
     xx = check_inputs(x, d)
     if target.d is not None and target.d != d:
         raise ValueError(f"target has input dimension {target.d} but the measure has d={d}")
@@ -175,7 +273,9 @@ def evaluate_target(target: Target, x: ArrayLike, d: int) -> NDArray[np.floating
 
 
 def notebook_frame_sizes(n_frames: int = 500, *, repeat_first: bool = False) -> NDArray[np.int64]:
-    r"""Samples drawn per animation frame in the notebook: 100·⌊log(10 + 10 i)⌋.
+    r"""Return the samples drawn per animation frame in the notebook: 100·⌊log(10 + 10 i)⌋.
+
+    .. math:: n_i = 100\,\lfloor \log(10 + 10\, i) \rfloor, \qquad i = 0, 1, \dots
 
     Each frame draws that many fresh samples and takes one epoch of minibatch SGD on
     them (batch 20).

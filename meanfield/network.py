@@ -20,15 +20,54 @@ __all__ = ["check_theta", "feature", "feature_grad", "output", "preactivation"]
 
 
 def check_theta(theta: Any, *, name: str = "theta") -> NDArray[np.floating]:
-    """Validate particle positions of shape ``(..., m, d+2)`` (or a measure's)."""
+    r"""Validate particle positions θᵢ = (aᵢ, wᵢ, bᵢ).
+
+    Parameters
+    ----------
+    theta : array_like, shape (..., m, d+2) or (d+2,), or ParticleMeasure
+        Rows ``[a, w_1 … w_d, b]``; a single particle ``(d+2,)`` is read as
+        ``(1, d+2)``; a measure gives its positions.
+    name : str, default "theta"
+        Parameter name used in error messages.
+
+    Returns
+    -------
+    ndarray, shape (..., m, d+2)
+
+    Raises
+    ------
+    TypeError
+        If ``theta`` is not an array of real numbers.
+    ValueError
+        If ``theta`` is a scalar, has fewer than 3 columns (d ≥ 1), no particle, or a
+        non-finite entry.
+    """
     if isinstance(theta, ParticleMeasure):
         return theta.theta
     arr = as_float_array(name, theta, min_ndim=1)
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.shape[-1] < 3 or arr.shape[-2] == 0:
-        raise ValueError(f"{name} must have shape (..., m, d+2) with m, d >= 1; got {arr.shape}")
+        raise ValueError(
+            f"{name} must have shape (..., m, d+2) with m, d >= 1; got shape {arr.shape}"
+        )
     return arr
+
+
+def _checked_pair(
+    theta: ArrayLike | ParticleMeasure, x: ArrayLike
+) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+    """Validate ``theta`` and ``x`` together: same d, broadcastable ensemble axes."""
+    th = check_theta(theta)
+    xx = check_inputs(x, th.shape[-1] - 2, owner="theta")
+    try:
+        np.broadcast_shapes(th.shape[:-2], xx.shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"the leading (ensemble) axes of theta {th.shape[:-2]} and x {xx.shape[:-2]} "
+            f"must broadcast; got theta of shape {th.shape} and x of shape {xx.shape}"
+        ) from None
+    return th, xx
 
 
 def _preactivation(theta: NDArray[np.floating], x: NDArray[np.floating]) -> NDArray[np.floating]:
@@ -37,7 +76,9 @@ def _preactivation(theta: NDArray[np.floating], x: NDArray[np.floating]) -> NDAr
 
 
 def preactivation(theta: ArrayLike | ParticleMeasure, x: ArrayLike) -> NDArray[np.floating]:
-    r"""Pre-activations uᵢ(x) = wᵢ·x + bᵢ.
+    r"""Compute the pre-activations uᵢ(x) = wᵢ·x + bᵢ.
+
+    .. math:: u_{ki} = w_i\cdot x_k + b_i
 
     Parameters
     ----------
@@ -50,14 +91,14 @@ def preactivation(theta: ArrayLike | ParticleMeasure, x: ArrayLike) -> NDArray[n
     -------
     ndarray, shape (..., n, m)
     """
-    th = check_theta(theta)
-    return _preactivation(th, check_inputs(x, th.shape[-1] - 2))
+    th, xx = _checked_pair(theta, x)
+    return _preactivation(th, xx)
 
 
 def feature(
     theta: ArrayLike | ParticleMeasure, x: ArrayLike, *, activation: str | Activation = "relu"
 ) -> NDArray[np.floating]:
-    r"""The feature of every particle at every input.
+    r"""Evaluate the feature of every particle at every input.
 
     .. math:: \varphi(\theta_i, x_k) = a_i\, \sigma(w_i\cdot x_k + b_i)
 
@@ -73,17 +114,24 @@ def feature(
     Returns
     -------
     ndarray, shape (..., n, m)
+        Entry ``[..., k, i]`` is φ(θᵢ, x_k).  Leading axes of ``theta`` and ``x``
+        broadcast.
+
+    Notes
+    -----
+    For ReLU, φ(λθ, x) = λ²φ(θ, x) for λ > 0 (Chizat & Bach 2018, §3.3); for the
+    other activations φ is linear in ``a`` only.
     """
-    th = check_theta(theta)
+    th, xx = _checked_pair(theta, x)
     sigma = get_activation(activation)
-    u = _preactivation(th, check_inputs(x, th.shape[-1] - 2))
+    u = _preactivation(th, xx)
     return th[..., None, :, 0] * sigma.value(u)
 
 
 def feature_grad(
     theta: ArrayLike | ParticleMeasure, x: ArrayLike, *, activation: str | Activation = "relu"
 ) -> NDArray[np.floating]:
-    r"""Gradient of the feature with respect to θ = (a, w, b).
+    r"""Compute the gradient of the feature with respect to θ = (a, w, b).
 
     .. math::
         \nabla_\theta \varphi(\theta, x)
@@ -104,13 +152,12 @@ def feature_grad(
     ndarray, shape (..., n, m, d+2)
         Entry ``[..., k, i, :]`` is ∇_θφ(θᵢ, x_k).
     """
-    th = check_theta(theta)
+    th, xx = _checked_pair(theta, x)
     sigma = get_activation(activation)
-    xx = check_inputs(x, th.shape[-1] - 2)
     u = _preactivation(th, xx)
     s = sigma.value(u)
     g = th[..., None, :, 0] * sigma.derivative(u)  # a σ'(u), (..., n, m)
-    shape = np.broadcast_shapes(u.shape, xx.shape[:-1] + (1,)) + (th.shape[-1],)
+    shape = (*np.broadcast_shapes(u.shape, (*xx.shape[:-1], 1)), th.shape[-1])
     out = np.empty(shape, dtype=np.result_type(th, xx))
     out[..., 0] = s
     out[..., 1:-1] = g[..., None] * xx[..., :, None, :]
@@ -121,9 +168,11 @@ def feature_grad(
 def output(
     measure: ParticleMeasure, x: ArrayLike, *, activation: str | Activation = "relu"
 ) -> NDArray[np.floating]:
-    r"""The network f_μ at the inputs.
+    r"""Evaluate the network f_μ at the inputs.
 
-    .. math:: f_\mu(x) = \int \varphi(\theta, x)\,d\mu(\theta) = \sum_i p_i\, a_i\,\sigma(w_i\cdot x + b_i)
+    .. math::
+        f_\mu(x) = \int \varphi(\theta, x)\,d\mu(\theta)
+        = \sum_i p_i\, a_i\,\sigma(w_i\cdot x + b_i)
 
     With uniform masses this is the notebook's ``np.mean`` over neurons.
 
@@ -139,8 +188,14 @@ def output(
     Returns
     -------
     ndarray, shape (..., n)
+        f_μ(x_k); the leading axes are the broadcast of ``batch_shape`` and those of
+        ``x``.
     """
     if not isinstance(measure, ParticleMeasure):
         raise TypeError(f"measure must be a ParticleMeasure; got {describe(measure)}")
-    phi = feature(measure, x, activation=activation)
-    return (phi @ measure.masses[..., :, None])[..., 0]
+    th, xx = _checked_pair(measure, x)
+    sigma = get_activation(activation)
+    # σ(u) @ (p a): the same arithmetic as the estimators' residuals, so that a student
+    # equal to its teacher has residuals exactly 0.
+    u = _preactivation(th, xx)
+    return (sigma.value(u) @ (measure.masses * th[..., 0])[..., :, None])[..., 0]

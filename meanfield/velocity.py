@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from meanfield._validation import check_inputs, describe
+from meanfield._validation import as_float_array, check_inputs, describe
 from meanfield.activations import Activation, get_activation
 from meanfield.data import Target, as_target, evaluate_target
 from meanfield.measure import ParticleMeasure
@@ -46,10 +46,26 @@ def residual_on_sample(
     y: NDArray[np.floating],
     sigma: Activation,
 ) -> NDArray[np.floating]:
-    r"""Residuals rₖ = f_μ(xₖ) − yₖ on a sample (no validation: internal hot path).
+    r"""Compute the residuals rₖ = f_μ(xₖ) − yₖ on a sample (no validation: hot path).
 
-    Shapes: ``theta (..., m, d+2)``, ``masses (..., m)``, ``x (..., n, d)``, ``y (..., n)``;
-    returns ``(..., n)``.
+    .. math:: r_k = \sum_i p_i\, a_i\, \sigma(w_i\cdot x_k + b_i) - y_k
+
+    Parameters
+    ----------
+    theta : ndarray, shape (..., m, d+2)
+        Particles θᵢ.
+    masses : ndarray, shape (..., m)
+        Masses pᵢ.
+    x : ndarray, shape (..., n, d)
+        Inputs.
+    y : ndarray, shape (..., n)
+        Target values.
+    sigma : Activation
+        σ.
+
+    Returns
+    -------
+    ndarray, shape (..., n)
     """
     u = _preactivation(theta, x)
     f = (sigma.value(u) @ (masses * theta[..., 0])[..., :, None])[..., 0]
@@ -62,14 +78,28 @@ def first_variation_grad_on_sample(
     r: NDArray[np.floating],
     sigma: Activation,
 ) -> NDArray[np.floating]:
-    r"""∇J_μ at ``points`` from residuals ``r`` on the sample ``x`` (internal hot path).
+    r"""Compute ∇J_μ at ``points`` from residuals ``r`` on the sample ``x`` (hot path).
 
     .. math::
         \nabla J_\mu(\theta) = \frac1n\sum_k r_k\,\big(\sigma(u_k),\ a\sigma'(u_k)x_k,\
         a\sigma'(u_k)\big), \qquad u_k = w\cdot x_k + b
 
-    Shapes: ``points (..., k, d+2)``, ``x (..., n, d)``, ``r (..., n)``; returns
-    ``(..., k, d+2)``.
+    No validation (internal hot path).
+
+    Parameters
+    ----------
+    points : ndarray, shape (..., k, d+2)
+        Points θ = (a, w, b) where the gradient is evaluated.
+    x : ndarray, shape (..., n, d)
+        Inputs.
+    r : ndarray, shape (..., n)
+        Residuals f_μ(x_k) − y_k (see :func:`residual_on_sample`).
+    sigma : Activation
+        σ.
+
+    Returns
+    -------
+    ndarray, shape (..., k, d+2)
     """
     n = x.shape[-2]
     u = _preactivation(points, x)  # (..., n, k)
@@ -79,7 +109,7 @@ def first_variation_grad_on_sample(
     grad_w = c @ x  # (..., k, d)
     grad_b = c.sum(axis=-1)  # (..., k)
     shape = np.broadcast_shapes(grad_w.shape[:-1], points.shape[:-1])
-    out = np.empty(shape + (points.shape[-1],), dtype=grad_w.dtype)
+    out = np.empty((*shape, points.shape[-1]), dtype=grad_w.dtype)
     out[..., 0] = grad_a
     out[..., 1:-1] = grad_w
     out[..., -1] = grad_b
@@ -87,7 +117,10 @@ def first_variation_grad_on_sample(
 
 
 class VelocityEstimator(ABC):
-    """An estimator of F(μ), J_μ and v_μ: one of the toolkit's ways to see the target.
+    r"""An estimator of F(μ), J_μ and v_μ: one of the toolkit's ways to see the target.
+
+    .. math:: \frac{d\theta_i}{dt} = \hat v_\mu(\theta_i), \qquad
+        \hat v_\mu = -\nabla_\theta \hat J_\mu
 
     Subclasses implement :meth:`risk`, :meth:`first_variation` and
     :meth:`grad_first_variation`; the rest follows.
@@ -119,28 +152,82 @@ class VelocityEstimator(ABC):
                 f"theta must have shape (..., k, {measure.d + 2}) to match the measure; "
                 f"got shape {pts.shape}"
             )
+        try:
+            np.broadcast_shapes(pts.shape[:-2], measure.batch_shape)
+        except ValueError:
+            raise ValueError(
+                f"theta's leading axes {pts.shape[:-2]} must broadcast with the measure's "
+                f"batch_shape {measure.batch_shape}; got theta of shape {pts.shape}"
+            ) from None
         return pts
 
     @abstractmethod
     def risk(self, measure: ParticleMeasure) -> NDArray[np.floating]:
-        r"""The risk F(μ) = ½ E[(f_μ − y)²], shape ``batch_shape``."""
+        r"""Estimate the risk F(μ).
+
+        .. math:: F(\mu) = \tfrac12\,\mathbb{E}_x\big[(f_\mu(x) - y(x))^2\big]
+
+        Parameters
+        ----------
+        measure : ParticleMeasure
+            μ, positions ``(..., m, d+2)``.
+
+        Returns
+        -------
+        ndarray, shape ``batch_shape``
+        """
 
     @abstractmethod
     def first_variation(
         self, measure: ParticleMeasure, theta: ArrayLike | None = None
     ) -> NDArray[np.floating]:
-        r"""J_μ(θ) = E[(f_μ(x) − y(x)) φ(θ, x)] at points ``(..., k, d+2)``; shape ``(..., k)``."""
+        r"""Estimate the first variation J_μ(θ) at points.
+
+        .. math:: J_\mu(\theta) = \mathbb{E}_x\big[(f_\mu(x) - y(x))\,\varphi(\theta, x)\big]
+
+        Parameters
+        ----------
+        measure : ParticleMeasure
+            μ, positions ``(..., m, d+2)``.
+        theta : array_like, shape (..., k, d+2), optional
+            Points; default: the particles of μ.
+
+        Returns
+        -------
+        ndarray, shape (..., k)
+        """
 
     @abstractmethod
     def grad_first_variation(
         self, measure: ParticleMeasure, theta: ArrayLike | None = None
     ) -> NDArray[np.floating]:
-        r"""∇_θ J_μ(θ) at points ``(..., k, d+2)``; shape ``(..., k, d+2)``."""
+        r"""Estimate ∇_θ J_μ(θ) at points.
+
+        .. math::
+            \nabla_\theta J_\mu(\theta)
+            = \mathbb{E}_x\big[(f_\mu(x) - y(x))\,\nabla_\theta\varphi(\theta, x)\big]
+
+        Parameters
+        ----------
+        measure : ParticleMeasure
+            μ, positions ``(..., m, d+2)``.
+        theta : array_like, shape (..., k, d+2), optional
+            Points; default: the particles of μ.
+
+        Returns
+        -------
+        ndarray, shape (..., k, d+2)
+        """
 
     def velocity(
         self, measure: ParticleMeasure, theta: ArrayLike | None = None
     ) -> NDArray[np.floating]:
-        r"""The velocity field v_μ(θ) = −∇_θ J_μ(θ).
+        r"""Estimate the velocity field v_μ(θ) = −∇_θ J_μ(θ).
+
+        .. math:: v_\mu(\theta) = -\nabla_\theta J_\mu(\theta)
+
+        The Wasserstein gradient flow moves each particle as dθᵢ/dt = v_μ(θᵢ)
+        (Chizat & Bach 2018, §2.2).
 
         Parameters
         ----------
@@ -156,7 +243,14 @@ class VelocityEstimator(ABC):
         return -self.grad_first_variation(measure, theta)
 
     def particle_gradient(self, measure: ParticleMeasure) -> NDArray[np.floating]:
-        r"""Gradient of F with respect to the particles, ∂F/∂θᵢ = pᵢ ∇J_μ(θᵢ).
+        r"""Compute the gradient of F with respect to the particles.
+
+        .. math:: \frac{\partial F}{\partial \theta_i} = p_i\, \nabla J_\mu(\theta_i)
+
+        Parameters
+        ----------
+        measure : ParticleMeasure
+            μ, positions ``(..., m, d+2)``.
 
         Returns
         -------
@@ -191,30 +285,82 @@ class SampleEstimator(VelocityEstimator):
     ) -> None:
         self.activation = get_activation(activation)
         self.target = as_target(target, activation=self.activation)
-        xx = check_inputs(x, self.target.d) if self.target.d else check_inputs(x, np.shape(x)[-1])
+        if self.target.d is not None:
+            xx = check_inputs(x, self.target.d, owner="the target")
+        else:
+            xx = as_float_array("x", x, min_ndim=1)
+            xx = check_inputs(xx, xx.shape[-1])
         self.d = xx.shape[-1]
         self.x = xx
         self.y = evaluate_target(self.target, xx, self.d)
 
     @property
     def n(self) -> int:
-        """Sample size."""
+        """Sample size n."""
         return self.x.shape[-2]
 
+    def _check(self, measure: ParticleMeasure) -> None:
+        super()._check(measure)
+        try:
+            np.broadcast_shapes(measure.batch_shape, self.x.shape[:-2], self.y.shape[:-1])
+        except ValueError:
+            raise ValueError(
+                f"measure's batch_shape {measure.batch_shape} must broadcast with the "
+                f"sample's leading axes (x: {self.x.shape[:-2]}, y: {self.y.shape[:-1]})"
+            ) from None
+
     def residual(self, measure: ParticleMeasure) -> NDArray[np.floating]:
-        """Residuals f_μ(xₖ) − yₖ, shape ``(..., n)``."""
+        r"""Compute the residuals on the sample.
+
+        .. math:: r_k = f_\mu(x_k) - y_k
+
+        Parameters
+        ----------
+        measure : ParticleMeasure
+            μ, positions ``(..., m, d+2)``.
+
+        Returns
+        -------
+        ndarray, shape (..., n)
+        """
         self._check(measure)
         return residual_on_sample(measure.theta, measure.masses, self.x, self.y, self.activation)
 
     def risk(self, measure: ParticleMeasure) -> NDArray[np.floating]:
-        r"""Empirical risk ½ mean_k (f_μ(xₖ) − yₖ)², shape ``batch_shape``."""
+        r"""Compute the empirical risk.
+
+        .. math:: \hat F(\mu) = \frac1{2n}\sum_{k=1}^n (f_\mu(x_k) - y_k)^2
+
+        Parameters
+        ----------
+        measure : ParticleMeasure
+            μ, positions ``(..., m, d+2)``.
+
+        Returns
+        -------
+        ndarray, shape ``batch_shape`` (broadcast with the sample's leading axes)
+        """
         r = self.residual(measure)
         return 0.5 * np.mean(r * r, axis=-1)
 
     def first_variation(
         self, measure: ParticleMeasure, theta: ArrayLike | None = None
     ) -> NDArray[np.floating]:
-        r"""Ĵ_μ(θ) = mean_k rₖ φ(θ, xₖ) at the points; shape ``(..., k)``."""
+        r"""Compute the empirical first variation at points.
+
+        .. math:: \hat J_\mu(\theta) = \frac1n\sum_k (f_\mu(x_k) - y_k)\,\varphi(\theta, x_k)
+
+        Parameters
+        ----------
+        measure : ParticleMeasure
+            μ, positions ``(..., m, d+2)``.
+        theta : array_like, shape (..., k, d+2), optional
+            Points; default: the particles of μ.
+
+        Returns
+        -------
+        ndarray, shape (..., k)
+        """
         pts = self._points(measure, theta)
         r = self.residual(measure)
         u = _preactivation(pts, self.x)
@@ -224,6 +370,21 @@ class SampleEstimator(VelocityEstimator):
     def grad_first_variation(
         self, measure: ParticleMeasure, theta: ArrayLike | None = None
     ) -> NDArray[np.floating]:
-        r"""∇Ĵ_μ(θ) = mean_k rₖ ∇_θφ(θ, xₖ) at the points; shape ``(..., k, d+2)``."""
+        r"""Compute the gradient of the empirical first variation at points.
+
+        .. math:: \nabla \hat J_\mu(\theta) = \frac1n\sum_k (f_\mu(x_k) - y_k)\,
+            \nabla_\theta\varphi(\theta, x_k)
+
+        Parameters
+        ----------
+        measure : ParticleMeasure
+            μ, positions ``(..., m, d+2)``.
+        theta : array_like, shape (..., k, d+2), optional
+            Points; default: the particles of μ.
+
+        Returns
+        -------
+        ndarray, shape (..., k, d+2)
+        """
         pts = self._points(measure, theta)
         return first_variation_grad_on_sample(pts, self.x, self.residual(measure), self.activation)
