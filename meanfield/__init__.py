@@ -8,6 +8,7 @@ project for the conventions.
 
 from meanfield.activations import ACTIVATIONS, Activation, get_activation
 from meanfield.data import Teacher, as_target, notebook_frame_sizes, sample_inputs
+from meanfield.flow import euler, integrate, snapshot_times
 from meanfield.measure import (
     ParticleMeasure,
     balanced,
@@ -18,6 +19,10 @@ from meanfield.measure import (
     sphere,
 )
 from meanfield.network import feature, feature_grad, output
+from meanfield.notebook import notebook_run
+from meanfield.sgd import minibatch_sgd, online_sgd, sgd, step_from_tau
+from meanfield.streams import ArrayStream, DatasetStream, FrameStream, OnlineStream
+from meanfield.trajectory import DivergenceError, Trajectory, load_trajectory
 from meanfield.velocity import SampleEstimator, VelocityEstimator
 
 __version__ = "0.1.0"
@@ -25,22 +30,37 @@ __version__ = "0.1.0"
 __all__ = [
     "ACTIVATIONS",
     "Activation",
+    "ArrayStream",
+    "DatasetStream",
+    "DivergenceError",
+    "FrameStream",
+    "OnlineStream",
     "ParticleMeasure",
     "SampleEstimator",
     "Teacher",
+    "Trajectory",
     "VelocityEstimator",
     "__version__",
     "as_target",
     "balanced",
+    "euler",
     "feature",
     "feature_grad",
     "gaussian",
     "get_activation",
+    "integrate",
+    "load_trajectory",
+    "minibatch_sgd",
     "notebook_frame_sizes",
+    "notebook_run",
     "notebook_sphere",
     "notebook_teacher",
+    "online_sgd",
     "output",
     "sample_inputs",
+    "sgd",
+    "snapshot_times",
     "spawn_rngs",
     "sphere",
+    "step_from_tau",
 ]
