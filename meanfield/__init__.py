@@ -20,7 +20,7 @@ from meanfield.measure import (
 )
 from meanfield.network import feature, feature_grad, output
 from meanfield.notebook import notebook_run
-from meanfield.sgd import minibatch_sgd, online_sgd, sgd, step_from_tau
+from meanfield.sgd import minibatch_sgd, online_sgd, step_from_tau
 from meanfield.streams import ArrayStream, DatasetStream, FrameStream, OnlineStream
 from meanfield.trajectory import DivergenceError, Trajectory, load_trajectory
 from meanfield.velocity import SampleEstimator, VelocityEstimator
@@ -58,7 +58,6 @@ __all__ = [
     "online_sgd",
     "output",
     "sample_inputs",
-    "sgd",
     "snapshot_times",
     "spawn_rngs",
     "sphere",

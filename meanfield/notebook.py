@@ -71,7 +71,7 @@ def notebook_initial(
     .. math::
         a \sim N(0,1),\quad (w, b) \leftarrow (w, b)/\|(b, w)\|
         \quad\text{(teacher, then student)},\qquad
-        (w, b) \leftarrow R\,(w, b)/\|(b, w)\| \quad\text{(student's ``small_sphere``)}
+        (w, b) \leftarrow R\,(w, b)/\|(b, w)\| \quad\text{(student's small\_sphere)}
 
     Parameters
     ----------
