@@ -8,6 +8,7 @@ project for the conventions.
 
 from meanfield.activations import ACTIVATIONS, Activation, get_activation
 from meanfield.data import Teacher, as_target, notebook_frame_sizes, sample_inputs
+from meanfield.diagnostics import optimality_certificate, teacher_recovery, trajectory_diagnostics
 from meanfield.flow import euler, integrate, snapshot_times
 from meanfield.measure import (
     ParticleMeasure,
@@ -20,10 +21,11 @@ from meanfield.measure import (
 )
 from meanfield.network import feature, feature_grad, output
 from meanfield.notebook import notebook_run
+from meanfield.separation import Support, check_separation, empirical_separation, support_of
 from meanfield.sgd import minibatch_sgd, online_sgd, step_from_tau
 from meanfield.streams import ArrayStream, DatasetStream, FrameStream, OnlineStream
 from meanfield.trajectory import DivergenceError, Trajectory, load_trajectory
-from meanfield.velocity import SampleEstimator, VelocityEstimator
+from meanfield.velocity import GaussianPopulationEstimator, SampleEstimator, VelocityEstimator
 
 __version__ = "0.1.0"
 
@@ -34,15 +36,19 @@ __all__ = [
     "DatasetStream",
     "DivergenceError",
     "FrameStream",
+    "GaussianPopulationEstimator",
     "OnlineStream",
     "ParticleMeasure",
     "SampleEstimator",
+    "Support",
     "Teacher",
     "Trajectory",
     "VelocityEstimator",
     "__version__",
     "as_target",
     "balanced",
+    "check_separation",
+    "empirical_separation",
     "euler",
     "feature",
     "feature_grad",
@@ -56,10 +62,14 @@ __all__ = [
     "notebook_sphere",
     "notebook_teacher",
     "online_sgd",
+    "optimality_certificate",
     "output",
     "sample_inputs",
     "snapshot_times",
     "spawn_rngs",
     "sphere",
     "step_from_tau",
+    "support_of",
+    "teacher_recovery",
+    "trajectory_diagnostics",
 ]
