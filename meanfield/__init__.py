@@ -8,7 +8,7 @@ project for the conventions.
 
 from meanfield.activations import ACTIVATIONS, Activation, get_activation
 from meanfield.data import Teacher, as_target, notebook_frame_sizes, sample_inputs
-from meanfield.diagnostics import optimality_certificate, teacher_recovery, trajectory_diagnostics
+from meanfield.diagnostics import optimality_certificate, trajectory_diagnostics
 from meanfield.flow import euler, integrate, snapshot_times
 from meanfield.measure import (
     ParticleMeasure,
@@ -21,11 +21,14 @@ from meanfield.measure import (
 )
 from meanfield.network import feature, feature_grad, output
 from meanfield.notebook import notebook_run
-from meanfield.separation import Support, check_separation, empirical_separation, support_of
+from meanfield.population import GaussianPopulationEstimator
+from meanfield.recovery import teacher_recovery
+from meanfield.separation import check_separation, empirical_separation
 from meanfield.sgd import minibatch_sgd, online_sgd, step_from_tau
 from meanfield.streams import ArrayStream, DatasetStream, FrameStream, OnlineStream
+from meanfield.support import Support, support_of
 from meanfield.trajectory import DivergenceError, Trajectory, load_trajectory
-from meanfield.velocity import GaussianPopulationEstimator, SampleEstimator, VelocityEstimator
+from meanfield.velocity import SampleEstimator, VelocityEstimator
 
 __version__ = "0.1.0"
 

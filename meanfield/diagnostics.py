@@ -2,7 +2,8 @@ r"""Convergence diagnostics: did a run reach a global minimiser, and how did it 
 
 Every function takes a :class:`~meanfield.measure.ParticleMeasure` and, where the target
 matters, any :class:`~meanfield.velocity.VelocityEstimator` (Monte-Carlo
-:class:`~meanfield.velocity.SampleEstimator` or the exact Gaussian-population one).
+:class:`~meanfield.velocity.SampleEstimator` or the exact
+:class:`~meanfield.population.GaussianPopulationEstimator`).
 
 * Risk and excess risk F(μ) − inf F (inf F = 0 for a realisable teacher).
 * Stationarity: the Wasserstein-gradient norm
@@ -19,51 +20,46 @@ matters, any :class:`~meanfield.velocity.VelocityEstimator` (Monte-Carlo
   is ≥ 0 at a global minimiser; a negative value comes with its minimiser θ⋆, the direction
   in which a new small neuron lowers the risk: F(μ + ε δ_{θ⋆}) = F(μ) + ε J_μ(θ⋆) + O(ε²).
 * Balancedness βᵢ = aᵢ² − ‖wᵢ‖² − bᵢ², conserved by the exact ReLU flow (Du, Hu & Lee 2018).
-* Teacher recovery through the effective neurons cᵢ = aᵢ(wᵢ, bᵢ): for ReLU the network
-  depends on μ only through the two measures, split by the sign of a,
-
-  .. math:: \nu^\pm_\mu = \sum_{\pm a_i > 0} p_i \|c_i\|\, \delta_{\pm c_i/\|c_i\|}
-     \quad\text{on } S^d, \qquad
-     f_\mu(x) = \textstyle\int \sigma(\omega\cdot\tilde x)\,d\nu^+_\mu(\omega)
-              - \int \sigma(\omega\cdot\tilde x)\,d\nu^-_\mu(\omega),
-
-  with x̃ = (x, 1); they are compared with the teacher's by an MMD.
+* Teacher recovery through the effective neurons cᵢ = aᵢ(wᵢ, bᵢ) (ReLU), compared with
+  the teacher's by an MMD: :mod:`meanfield.recovery`.
 * Lazy vs rich (Chizat, Oyallon & Bach 2019): relative displacement ‖θᵢ(t) − θᵢ(0)‖/‖θᵢ(0)‖.
-* Convergence time (first t with excess risk < ε) and plateaus of the risk in log-log scale.
+* Convergence time (first t with excess risk < ε) and plateaus of the risk in log-log
+  scale: :mod:`meanfield.convergence`.
 
 For a whole trajectory the functions take arrays of snapshots; :func:`trajectory_diagnostics`
 accepts any object with attributes ``times`` (T,), ``thetas`` (T, ..., m, d+2) and ``masses``
-((..., m) or (T, ..., m)), e.g. :class:`meanfield.trajectory.Trajectory`.
+((..., m) or (T, ..., m)), e.g. :class:`meanfield.trajectory.Trajectory`, and gathers all of
+the above.  The names of :mod:`meanfield.recovery` and :mod:`meanfield.convergence` are also
+importable from this module.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from meanfield._validation import as_float_array, check_int, check_positive, describe
+from meanfield._validation import as_float_array, check_int, describe
+from meanfield.convergence import Plateau as Plateau
+from meanfield.convergence import convergence_time as convergence_time
+from meanfield.convergence import detect_plateaus as detect_plateaus
 from meanfield.measure import ParticleMeasure, RNGLike
+from meanfield.recovery import TeacherRecovery as TeacherRecovery
+from meanfield.recovery import effective_neuron_mmd as effective_neuron_mmd
+from meanfield.recovery import teacher_recovery as teacher_recovery
 from meanfield.velocity import VelocityEstimator
 
 __all__ = [
     "Certificate",
-    "Plateau",
-    "TeacherRecovery",
     "TrajectoryDiagnostics",
     "balancedness",
     "balancedness_drift",
-    "convergence_time",
-    "detect_plateaus",
-    "effective_neuron_mmd",
     "excess_risk",
     "optimality_certificate",
     "relative_displacement",
     "risk",
-    "teacher_recovery",
     "trajectory_diagnostics",
     "wasserstein_gradient_norm",
 ]
@@ -71,10 +67,10 @@ __all__ = [
 Array = NDArray[np.floating]
 
 
-def _check(measure: Any, estimator: Any = None) -> None:
+def _check(measure: Any, estimator: Any) -> None:
     if not isinstance(measure, ParticleMeasure):
         raise TypeError(f"measure must be a ParticleMeasure; got {describe(measure)}")
-    if estimator is not None and not isinstance(estimator, VelocityEstimator):
+    if not isinstance(estimator, VelocityEstimator):
         raise TypeError(f"estimator must be a VelocityEstimator; got {describe(estimator)}")
 
 
@@ -294,148 +290,6 @@ def balancedness_drift(
     return balancedness(after) - balancedness(before)
 
 
-# -- teacher recovery -----------------------------------------------------------------------------
-def _effective(measure: ParticleMeasure) -> tuple[Array, Array, Array]:
-    """Sign of a, unit hidden direction û and effective mass pᵢ|aᵢ|‖uᵢ‖ of each particle."""
-    u = measure.theta[..., 1:]
-    norm = np.linalg.norm(u, axis=-1)
-    direction = u / np.where(norm > 0, norm, 1.0)[..., None]
-    return np.sign(measure.a), direction, measure.masses * np.abs(measure.a) * norm
-
-
-@dataclass(frozen=True)
-class TeacherRecovery:
-    r"""Result of :func:`teacher_recovery` (arrays over the teacher's neurons j, last axis).
-
-    Attributes
-    ----------
-    teacher_mass : ndarray, shape (..., m₀)
-        qⱼ‖c⋆ⱼ‖, the teacher neuron's effective mass.
-    student_mass : ndarray, shape (..., m₀)
-        Σ pᵢ‖cᵢ‖ over the student particles of the same sign of a whose nearest teacher
-        direction is j.
-    mass_ratio : ndarray, shape (..., m₀)
-        student_mass / teacher_mass (1 at perfect recovery).
-    angle : ndarray, shape (..., m₀)
-        Angle (radians) between the mass-weighted mean direction of those particles and the
-        teacher's direction (NaN when no particle is assigned).
-    mass_within : ndarray, shape (..., m₀)
-        Part of student_mass within ``angle_tol`` of the teacher's direction.
-    particle_fraction : ndarray, shape (..., m₀)
-        Σ pᵢ over the assigned particles (the share of the width).
-    unmatched_mass : ndarray, shape (...)
-        Student effective mass with a sign of a that no teacher neuron has.
-    mmd : ndarray, shape (...)
-        :func:`effective_neuron_mmd` between student and teacher.
-    """
-
-    teacher_mass: Array
-    student_mass: Array
-    mass_ratio: Array
-    angle: Array
-    mass_within: Array
-    particle_fraction: Array
-    unmatched_mass: Array
-    mmd: Array
-
-
-def _sphere_kernel(x: Array, y: Array, kappa: float) -> Array:
-    return np.exp(kappa * (x @ np.swapaxes(y, -1, -2) - 1.0))
-
-
-def effective_neuron_mmd(
-    student: ParticleMeasure, teacher: ParticleMeasure, *, kappa: float = 10.0
-) -> Array:
-    r"""MMD between the sign-split effective-neuron measures of two ReLU networks.
-
-    .. math::
-        \mathrm{MMD}^2 = \sum_{s=\pm} \|\nu^s_\mu - \nu^s_{\nu}\|^2_{k},\qquad
-        k(\omega, \omega') = e^{\kappa(\omega\cdot\omega' - 1)}
-
-    with ν^±_μ = Σ_{±aᵢ>0} pᵢ‖cᵢ‖ δ_{(wᵢ,bᵢ)/‖(wᵢ,bᵢ)‖} (unnormalised: mass mismatches
-    count).  It is 0 iff the measures coincide (k is universal on S^d), invariant to
-    splitting a particle and to the ReLU rescaling (λa, (w, b)/λ), λ > 0.
-
-    Returns
-    -------
-    ndarray, shape: the broadcast batch shape
-    """
-    _check(student)
-    _check(teacher)
-    if student.d != teacher.d:
-        raise ValueError(f"student has d={student.d} but teacher has d={teacher.d}")
-    kappa = check_positive("kappa", kappa)
-    ss, us, es = _effective(student)
-    st, ut, et = _effective(teacher)
-    total = 0.0
-    for sign in (1.0, -1.0):
-        e1, e2 = es * (ss == sign), et * (st == sign)
-        total = total + (
-            np.einsum("...i,...ij,...j->...", e1, _sphere_kernel(us, us, kappa), e1)
-            + np.einsum("...i,...ij,...j->...", e2, _sphere_kernel(ut, ut, kappa), e2)
-            - 2 * np.einsum("...i,...ij,...j->...", e1, _sphere_kernel(us, ut, kappa), e2)
-        )
-    return np.sqrt(np.maximum(total, 0.0))
-
-
-def teacher_recovery(
-    student: ParticleMeasure,
-    teacher: ParticleMeasure,
-    *,
-    angle_tol: float = 0.1,
-    kappa: float = 10.0,
-) -> TeacherRecovery:
-    r"""How well the student's effective neurons recover each teacher neuron (ReLU).
-
-    Each student particle (aᵢ, uᵢ) is assigned to the teacher neuron j of the same sign of
-    a whose direction û⋆ⱼ is nearest to ûᵢ = uᵢ/‖uᵢ‖; then, per teacher neuron,
-
-    .. math::
-        M_j = \sum_{i\to j} p_i\|c_i\|, \qquad
-        \angle_j = \angle\Big(\sum_{i\to j} p_i\|c_i\|\,\hat u_i,\ \hat u^\star_j\Big).
-
-    Exact recovery (M_j = q_j‖c⋆_j‖, ∠_j = 0, MMD = 0) holds for the teacher itself and is
-    invariant to splitting particles and to ReLU rescalings.
-
-    Parameters
-    ----------
-    student, teacher : ParticleMeasure
-        Batch shapes broadcast.
-    angle_tol : float, default 0.1
-        Radius (radians) for :attr:`TeacherRecovery.mass_within`.
-    kappa : float, default 10.0
-        Concentration of the MMD kernel.
-
-    Returns
-    -------
-    TeacherRecovery
-    """
-    mmd = effective_neuron_mmd(student, teacher, kappa=kappa)
-    angle_tol = check_positive("angle_tol", angle_tol)
-    ss, us, es = _effective(student)
-    st, ut, et = _effective(teacher)
-    cos = np.clip(us @ np.swapaxes(ut, -1, -2), -1.0, 1.0)  # (..., m, m0)
-    same = (ss[..., :, None] == st[..., None, :]) & (ss[..., :, None] != 0)
-    ang = np.where(same, np.arccos(cos), np.inf)
-    best = np.argmin(ang, axis=-1)
-    matched = np.take_along_axis(ang, best[..., None], axis=-1)[..., 0] < np.inf
-    onehot = (np.arange(ut.shape[-2]) == best[..., None]) & matched[..., None]
-    w = es[..., :, None] * onehot
-    mass = np.sum(w, axis=-2)
-    mean_dir = np.einsum("...ij,...id->...jd", w, us)
-    norm = np.linalg.norm(mean_dir, axis=-1)
-    cos_j = np.sum(mean_dir * ut, axis=-1) / np.where(norm > 0, norm, 1.0)
-    angle = np.where(norm > 0, np.arccos(np.clip(cos_j, -1.0, 1.0)), np.nan)
-    within = np.sum(w * (ang <= angle_tol), axis=-2)
-    frac = np.sum(student.masses[..., :, None] * onehot, axis=-2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(et > 0, mass / np.where(et > 0, et, 1.0), np.nan)
-    unmatched = np.sum(es * ~matched, axis=-1)
-    return TeacherRecovery(
-        np.broadcast_to(et, mass.shape).copy(), mass, ratio, angle, within, frac, unmatched, mmd
-    )
-
-
 # -- lazy vs rich ----------------------------------------------------------------------------------
 def relative_displacement(
     theta0: ArrayLike, theta: ArrayLike, masses: ArrayLike | None = None
@@ -480,109 +334,6 @@ def relative_displacement(
         per = np.where(start > 0, step / np.where(start > 0, start, 1.0), np.nan)
     total = np.sqrt(np.sum(p * step**2, axis=-1) / np.sum(p * start**2, axis=-1))
     return per, total
-
-
-# -- convergence time and plateaus ---------------------------------------------------------------
-def convergence_time(times: ArrayLike, values: ArrayLike, eps: float) -> Array:
-    r"""First time the (excess) risk falls below ``eps``; NaN if it never does.
-
-    .. math:: t_\varepsilon = \min\{t_k : F(\mu_{t_k}) - \inf F < \varepsilon\}
-
-    Parameters
-    ----------
-    times : array_like, shape (T,)
-    values : array_like, shape (T, ...)
-    eps : float
-
-    Returns
-    -------
-    ndarray, shape (...)
-    """
-    t = as_float_array("times", times, ndim=1)
-    v = as_float_array("values", values, min_ndim=1, finite=False)
-    if v.shape[0] != t.shape[0]:
-        raise ValueError(
-            f"values must have shape ({t.shape[0]}, ...) to match times; got {v.shape}"
-        )
-    below = v < check_positive("eps", eps)
-    first = np.argmax(below, axis=0)
-    return np.where(np.any(below, axis=0), t[first], np.nan)
-
-
-@dataclass(frozen=True)
-class Plateau:
-    """A time interval where the risk is flat in log-log scale."""
-
-    start: float
-    end: float
-    level: float
-    final: bool
-
-    @property
-    def decades(self) -> float:
-        """Duration in decades of time, log10(end/start)."""
-        return math.log10(self.end / self.start)
-
-
-def detect_plateaus(
-    times: ArrayLike,
-    values: ArrayLike,
-    *,
-    slope_tol: float = 0.1,
-    min_decades: float = 0.5,
-    window_decades: float = 0.1,
-) -> list[Plateau]:
-    r"""Plateaus of a risk curve: stretches where its log-log slope is small.
-
-    .. math:: s(t) = \frac{\log F(10^{h} t) - \log F(t)}{h}, \qquad
-       \text{plateau} = \text{maximal run with } |s| < \text{slope\_tol}
-       \text{ lasting} \ge \text{min\_decades}
-
-    (the saddle-to-saddle plateaus of small-initialisation training look flat on log-log
-    axes).  Only points with t > 0 and F > 0 are used.
-
-    Parameters
-    ----------
-    times, values : array_like, shape (T,)
-    slope_tol : float, default 0.1
-        Largest |d log F / d log t| counted as flat.
-    min_decades : float, default 0.5
-        Shortest plateau, in decades of time.
-    window_decades : float, default 0.1
-        Width h of the finite-difference window (smooths noisy SGD curves).
-
-    Returns
-    -------
-    list of Plateau
-    """
-    t = as_float_array("times", times, ndim=1)
-    v = as_float_array("values", values, ndim=1, finite=False)
-    if v.shape != t.shape:
-        raise ValueError(f"values must have shape {t.shape} like times; got {v.shape}")
-    h = check_positive("window_decades", window_decades)
-    keep = (t > 0) & (v > 0) & np.isfinite(v)
-    x, y = np.log10(t[keep]), np.log10(v[keep])
-    if x.size < 2:
-        return []
-    j = np.minimum(np.searchsorted(x, x + h), x.size - 1)
-    valid = x[j] > x
-    slope = np.where(valid, (y[j] - y) / np.where(valid, x[j] - x, 1.0), np.nan)
-    flat = valid & (np.abs(slope) < check_positive("slope_tol", slope_tol))
-    out: list[Plateau] = []
-    i = 0
-    while i < x.size:
-        if not flat[i]:
-            i += 1
-            continue
-        k = i
-        while k + 1 < x.size and flat[k + 1]:
-            k += 1
-        lo, hi = x[i], x[j[k]]
-        if hi - lo >= min_decades:
-            level = float(10 ** np.median(y[i : j[k] + 1]))
-            out.append(Plateau(float(10**lo), float(10**hi), level, bool(j[k] == x.size - 1)))
-        i = k + 1
-    return out
 
 
 # -- whole trajectories ----------------------------------------------------------------------------

@@ -419,7 +419,9 @@ def plot_diagnostics(
         ax = axes[4]
         if diag.mmd is not None and diag.mass_ratio is not None:
             ax.loglog(t[keep], diag.mmd[keep], color="k", label="MMD to teacher")
-            ax.semilogx(t[keep], diag.mass_ratio[keep], lw=0.8, alpha=0.8)
+            lines = ax.semilogx(t[keep], diag.mass_ratio[keep], lw=0.8, alpha=0.8)
+            for j, line in enumerate(lines):
+                line.set_label(f"mass ratio, teacher {j}")
             ax.axhline(1, color="0.3", lw=0.8, ls=":")
             ax.legend()
         ax.set_title("teacher recovery (mass ratios, MMD)")

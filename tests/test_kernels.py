@@ -7,11 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special
+from scipy.integrate import quad
 from scipy.stats import multivariate_normal
 
+from meanfield import bivariate_normal, quadrature
 from meanfield import kernels as K
 from meanfield.activations import get_activation
-from meanfield.kernels import DEFAULT_NODES
+from meanfield.bivariate_normal import bivariate_normal_cdf
+from meanfield.quadrature import DEFAULT_NODES, gauss_hermite
 
 MC_N = 100_000
 
@@ -76,12 +79,28 @@ def particle_pairs(draw, *, near_degenerate=True, max_m=3, max_bias=2.0, scales=
 
 
 def reference_bvn(h, k, rho):
-    """Φ₂ from scipy's multivariate normal (|ρ| < 1) or the exact limits (|ρ| = 1)."""
+    """Φ₂ from scipy's multivariate normal, the exact limits (|ρ| = 1), or near |ρ| = 1
+    (where scipy rejects the covariance as singular) Φ₂ = ∫_{z ≤ h} φ(z) Φ((k − ρz)/ρ̄) dz:
+    the conditional probability is a step of width ~ρ̄ at z₀ = k/ρ, integrated by
+    quadrature across it and in closed form on both sides."""
     if rho == 1.0:
         return special.ndtr(min(h, k))
     if rho == -1.0:
         return max(special.ndtr(h) - special.ndtr(-k), 0.0)
-    return multivariate_normal(cov=[[1.0, rho], [rho, 1.0]]).cdf([h, k])
+    if 1.0 - abs(rho) > 1e-6:
+        return multivariate_normal(cov=[[1.0, rho], [rho, 1.0]]).cdf([h, k])
+    rbar = np.sqrt((1.0 - rho) * (1.0 + rho))
+    z0, half = k / rho, 12.0 * rbar / abs(rho)  # Φ(±12) is 0 or 1 to 1e-33
+    left, right = (1.0, 0.0) if rho > 0 else (0.0, 1.0)  # the step's values below and above
+    lo, hi = z0 - half, z0 + half
+    total = left * special.ndtr(min(h, lo))
+    if h > lo:
+        density = lambda z: np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)  # noqa: E731
+        step = lambda z: special.ndtr((k - rho * z) / rbar)  # noqa: E731
+        total += quad(lambda z: density(z) * step(z), lo, min(h, hi), epsabs=1e-14, limit=200)[0]
+    if h > hi:
+        total += right * (special.ndtr(h) - special.ndtr(hi))
+    return total
 
 
 # -- bivariate normal ---------------------------------------------------------------------
@@ -92,21 +111,21 @@ def reference_bvn(h, k, rho):
     rho=st.one_of(st.sampled_from([0.0, 1.0, -1.0, 0.999999, -0.999999]), st.floats(-1, 1)),
 )
 def test_bivariate_normal_cdf_matches_scipy(h, k, rho):
-    got = K.bivariate_normal_cdf(h, k, rho)
+    got = bivariate_normal_cdf(h, k, rho)
     np.testing.assert_allclose(got, reference_bvn(h, k, rho), rtol=1e-6, atol=1e-7)
 
 
 def test_bivariate_normal_cdf_limits_and_errors():
-    np.testing.assert_allclose(K.bivariate_normal_cdf(0.0, 0.0, 0.5), 1.0 / 3.0, rtol=1e-15)
+    np.testing.assert_allclose(bivariate_normal_cdf(0.0, 0.0, 0.5), 1.0 / 3.0, rtol=1e-15)
     np.testing.assert_allclose(
-        K.bivariate_normal_cdf([np.inf, -np.inf, 1.0], [0.3, 0.3, np.inf], 0.4),
+        bivariate_normal_cdf([np.inf, -np.inf, 1.0], [0.3, 0.3, np.inf], 0.4),
         [special.ndtr(0.3), 0.0, special.ndtr(1.0)],
         rtol=1e-15,
     )
     with pytest.raises(ValueError, match="rho"):
-        K.bivariate_normal_cdf(0.0, 0.0, 1.5)
+        bivariate_normal_cdf(0.0, 0.0, 1.5)
     with pytest.raises(ValueError, match="NaN"):
-        K.bivariate_normal_cdf(np.nan, 0.0, 0.5)
+        bivariate_normal_cdf(np.nan, 0.0, 0.5)
 
 
 # -- closed forms against Monte Carlo -----------------------------------------------------
@@ -276,12 +295,12 @@ def test_smooth_quadrature_converges_to_the_erf_closed_form():
 
 
 def test_gauss_hermite_rule():
-    t, om = K.gauss_hermite(10)
+    t, om = gauss_hermite(10)
     moments = [om.sum(), om @ t, om @ t**2, om @ t**3, om @ t**4, om @ t**18]
     np.testing.assert_allclose(moments, [1, 0, 1, 0, 3, 34459425], rtol=1e-10, atol=1e-12)
     assert not om.flags.writeable
     with pytest.raises(ValueError, match="n_nodes"):
-        K.gauss_hermite(0)
+        gauss_hermite(0)
 
 
 # -- identities ---------------------------------------------------------------------------
@@ -410,3 +429,15 @@ def test_argument_errors():
         K.kernel_block(th, grad=False).contract(np.ones(2), th[:, 1:-1], th[:, 1:-1])
     with pytest.raises(TypeError, match="workers"):
         K.kernel_block(th, workers=1.5)
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        (bivariate_normal, "bivariate_normal_cdf"),
+        (quadrature, "gauss_hermite"),
+        (quadrature, "DEFAULT_NODES"),
+    ],
+)
+def test_moved_names_stay_importable_from_kernels(module, name):
+    assert getattr(K, name) is getattr(module, name)

@@ -7,11 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import meanfield.population as population
 import meanfield.velocity as velocity
 from meanfield import ParticleMeasure, SampleEstimator, Teacher, notebook_sphere, notebook_teacher
 from meanfield.activations import get_activation
 from meanfield.network import feature, feature_grad
-from meanfield.velocity import GaussianPopulationEstimator
+from meanfield.population import GaussianPopulationEstimator
 
 MC_N = 200_000
 
@@ -182,7 +183,7 @@ def test_chunked_evaluation_matches(monkeypatch):
     teacher = ParticleMeasure(rng.standard_normal((3, 5)))
     est = GaussianPopulationEstimator(teacher)
     whole = est.grad_first_variation(mu), est.first_variation(mu)
-    monkeypatch.setattr(velocity, "_PAIR_BUDGET", 150)  # 150 // (2·40) = 1 row per chunk
+    monkeypatch.setattr(population, "_PAIR_BUDGET", 150)  # 150 // (2·40) = 1 row per chunk
     chunked = est.grad_first_variation(mu), est.first_variation(mu)
     for a, b in zip(whole, chunked, strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-13)
@@ -247,3 +248,12 @@ def test_argument_errors():
     with pytest.raises(ValueError, match="theta"):
         est.velocity(teacher, np.ones((2, 4)))
     assert get_activation("relu") == est.activation
+
+
+def test_estimator_stays_importable_from_velocity():
+    from meanfield.velocity import GaussianPopulationEstimator as moved
+
+    assert moved is GaussianPopulationEstimator
+    assert velocity.GaussianPopulationEstimator is GaussianPopulationEstimator
+    with pytest.raises(AttributeError, match="no_such_name"):
+        velocity.no_such_name  # noqa: B018

@@ -10,16 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import meanfield.separation as separation
+from meanfield import covering, support
+from meanfield.covering import cap_fraction, covering_radius, expected_covering_radius
 from meanfield.measure import balanced, gaussian, notebook_sphere, sphere
-from meanfield.separation import (
-    Support,
-    cap_fraction,
-    check_separation,
-    covering_radius,
-    empirical_separation,
-    expected_covering_radius,
-    support_of,
-)
+from meanfield.separation import check_separation, empirical_separation
+from meanfield.support import Support, support_of
 
 INF = math.inf
 
@@ -400,3 +396,18 @@ def test_empirical_report_for_sigmoid_splits_the_signs_of_a() -> None:
     # zero-mass particles are not in the support
     rep1 = empirical_separation(ParticleMeasure(theta, [0.5, 0.5, 0.0, 0.0]), activation="sigmoid")
     assert rep1.counts == {"a>0": 2, "a<0": 0} and rep1.resolution == math.pi
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        (support, "Support"),
+        (support, "support_of"),
+        (covering, "CoveringRadius"),
+        (covering, "cap_fraction"),
+        (covering, "covering_radius"),
+        (covering, "expected_covering_radius"),
+    ],
+)
+def test_moved_names_stay_importable_from_separation(module, name):
+    assert getattr(separation, name) is getattr(module, name)
