@@ -7,6 +7,7 @@ anything from a CDN (``tests/test_docs.py`` checks the built HTML).
 
 from __future__ import annotations
 
+import logging as logging_std
 import os
 import re
 import sys
@@ -22,6 +23,9 @@ import meanfield  # after the path set-up, so builds work without installation
 
 # Gallery examples draw with matplotlib: never try to open a window.
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Sphinx-Gallery saves each animation's GIF with matplotlib's default writer; without
+# ffmpeg matplotlib logs that it falls back to Pillow, which is the intended writer.
+logging_std.getLogger("matplotlib.animation").setLevel(logging_std.ERROR)
 
 # -- project -------------------------------------------------------------------
 project = "meanfield"
@@ -115,6 +119,9 @@ sphinx_gallery_conf = {
     # The computation-times page loads jQuery DataTables from a CDN: not written.
     "write_computation_times": False,
     "reference_url": {"meanfield": None},
+    # Animations are also saved as a GIF that fits this box; (400, 400) gives the
+    # notebook's square animation 400 px, the size index.rst shows it at.
+    "thumbnail_size": (400, 400),
 }
 
 # -- HTML --------------------------------------------------------------------------
@@ -194,6 +201,37 @@ def _escape_bars_in_docstring(app, what, name, obj, options, lines):  # type: ig
         lines[k] = "".join(p if i % 2 else p.replace("|", r"\|") for i, p in enumerate(parts))
 
 
+# Matplotlib's JavaScript animations, which Sphinx-Gallery embeds, link Font Awesome from
+# a CDN for the icons of their buttons.  The link is removed (the site loads nothing from
+# the network) and _static/custom.css draws the icons with Unicode symbols instead.
+_ANIMATION_CDN_LINK = re.compile(r'<link rel="stylesheet"\s*href="https?://[^"]*font-awesome[^"]*">')
+
+
+def _strip_animation_cdn_link(app, docname, source):  # type: ignore[no-untyped-def]
+    """Remove the CDN stylesheet of embedded matplotlib animations from a page's source."""
+    source[0] = _ANIMATION_CDN_LINK.sub("", source[0])
+
+
+# Pages written by other parts of the project that may not exist yet: until a page
+# exists, its entry is dropped from the root toctree instead of failing the -W build.
+OPTIONAL_PAGES = ("answers",)
+
+
+def _drop_missing_optional_pages(app, docname, source):  # type: ignore[no-untyped-def]
+    """Remove the toctree entries of optional pages that do not exist (root page only)."""
+    if docname != root_doc:
+        return
+    for name in OPTIONAL_PAGES:
+        if not (HERE / f"{name}.rst").is_file():
+            source[0] = re.sub(rf"^[ \t]+{name}[ \t]*\n", "", source[0], flags=re.MULTILINE)
+            _logger.info("docs/%s.rst does not exist yet: left out of the table of contents", name)
+
+
+def _always_reread_root(app, env, added, changed, removed):  # type: ignore[no-untyped-def]
+    """Re-read the root page, whose toctree depends on which optional pages exist."""
+    return [root_doc]
+
+
 def setup(app):  # type: ignore[no-untyped-def]
     """Point MathJax at the local bundle and register the checks and fixes."""
     # conf.py's setup() runs after every extension's: undo sphinx-mathjax-offline's
@@ -201,3 +239,6 @@ def setup(app):  # type: ignore[no-untyped-def]
     app.config.mathjax_path = MATHJAX_PATH
     app.connect("missing-reference", _warn_unresolved_tutorial_reference, priority=900)
     app.connect("autodoc-process-docstring", _escape_bars_in_docstring)
+    app.connect("source-read", _drop_missing_optional_pages)
+    app.connect("source-read", _strip_animation_cdn_link)
+    app.connect("env-get-outdated", _always_reread_root)

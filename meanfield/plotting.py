@@ -392,7 +392,9 @@ def plot_diagnostics(
     t = diag.times
     keep = t > 0
     with style():
-        fig, axes = plt.subplots(1, 5, figsize=(22, 4))
+        fig, grid = plt.subplots(2, 3, figsize=(15, 8))
+        axes = grid.ravel()
+        axes[5].set_axis_off()
         ax = axes[0]
         ax.loglog(t[keep], np.maximum(diag.excess_risk[keep], 1e-300), color="k")
         ax.axhline(eps, color="tab:red", ls=":", label=f"ε = {eps:g}")
@@ -425,7 +427,7 @@ def plot_diagnostics(
             ax.axhline(1, color="0.3", lw=0.8, ls=":")
             ax.legend()
         ax.set_title("teacher recovery (mass ratios, MMD)")
-        for ax in axes:
+        for ax in axes[:5]:
             ax.set_xlabel("mean-field time t")
         fig.tight_layout()
     return fig
