@@ -49,8 +49,8 @@ import numpy as np
 from meanfield import measure as laws
 from meanfield._validation import describe
 from meanfield.measure import ParticleMeasure
-from meanfield.trajectory import Trajectory
 from meanfield.population import GaussianPopulationEstimator
+from meanfield.trajectory import Trajectory
 from meanfield.velocity import SampleEstimator, VelocityEstimator
 
 __all__ = ["SCHEMA", "load_config", "run_config", "validate_config"]
