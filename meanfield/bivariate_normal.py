@@ -82,7 +82,8 @@ def bivariate_normal_cdf(h: ArrayLike, k: ArrayLike, rho: ArrayLike) -> Array:
     if np.any(np.abs(r) > 1):
         raise ValueError(f"rho must lie in [-1, 1]; got {r.flat[np.argmax(np.abs(r))]!r}")
     # Φ(±40) is 1 or 0 in double precision and T(±40, ·) underflows: exact limits
-    hh, kk, r = np.broadcast_arrays(np.clip(hh, -40, 40), np.clip(kk, -40, 40), r)
+    # + 0.0 turns -0.0 into +0.0 (Owen's T divides by h, the branches test h >= 0)
+    hh, kk, r = np.broadcast_arrays(np.clip(hh, -40, 40) + 0.0, np.clip(kk, -40, 40) + 0.0, r)
     r = np.where(np.abs(r) > _RHO_SNAP, np.sign(r), r)
     rbar = np.sqrt((1.0 - r) * (1.0 + r))
     den = np.maximum(rbar, _TINY)
@@ -128,7 +129,7 @@ class _Side:
         else:
             self.dd = 1.0 + 2.0 * s2
             self.scale = np.sqrt(2.0 / self.dd)
-        self.h = b * self.scale
+        self.h = b * self.scale + 0.0  # -0.0 → +0.0: Owen's T divides by h
         self.cdf = special.ndtr(self.h)
         self.ph = _pdf(self.h)
         if kind == "relu":  # exact w = 0 limits: u ≡ b

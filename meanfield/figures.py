@@ -12,11 +12,13 @@ imports every script, runs those not already done, and records each in
 versions) as soon as it finishes, atomically, so an interrupted ``make figures``
 loses nothing finished and recomputes nothing finished when restarted.  A script is
 "done" when its manifest entry has the same source hash and mode (quick or full) and
-all of its files exist.
+all of its files exist; editing a script or a shared private helper
+(``paper_figures/_*.py``) makes it due again.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -89,7 +91,11 @@ def load_manifest(out_dir: Path) -> dict[str, Any]:
 
 
 def _source_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    """Hash of the script and of the private helpers (``_*.py``) it may import."""
+    h = hashlib.sha256(path.read_bytes())
+    for helper in sorted(path.parent.glob("_*.py")):
+        h.update(helper.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _load_script(path: Path) -> Any:
@@ -114,6 +120,16 @@ def _done(entry: dict[str, Any] | None, digest: str, quick: bool, out_dir: Path)
         and entry.get("quick") == quick
         and all((out_dir / f).exists() for f in entry.get("files", []))
     )
+
+
+def _record(out: Path, name: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """Add one finished figure to the manifest, re-read under a lock (concurrent runs)."""
+    with (out / ".manifest.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        manifest = load_manifest(out)
+        manifest["figures"][name] = entry
+        atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+    return manifest
 
 
 def run_figures(
@@ -177,7 +193,7 @@ def run_figures(
         missing = [str(f) for f in result.files if not (out / Path(f).name).exists()]
         if missing:
             raise RuntimeError(f"{path.name}: make() reported files it did not write: {missing}")
-        manifest["figures"][path.stem] = {
+        entry = {
             "script": f"{scripts_dir.name}/{path.name}",
             "source_hash": digest,
             "quick": quick,
@@ -190,7 +206,7 @@ def run_figures(
             "git_commit": git_commit(scripts_dir),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+        manifest = _record(out, path.stem, entry)
         if verbose:
             print(f"[figures] {path.stem}: {len(result.files)} file(s) in {runtime:.1f} s")
     return manifest

@@ -387,7 +387,11 @@ def plot_diagnostics(
     relu = (
         getattr(estimator, "activation", None) is not None and estimator.activation.name == "relu"
     )
-    idx = np.unique(np.geomspace(1, T - 1, n_certificates).astype(int)) if relu and T > 1 else []
+    idx = (
+        np.unique(np.geomspace(1, T - 1, n_certificates).astype(int))
+        if relu and T > 1
+        else np.empty(0, dtype=int)
+    )
     diag = trajectory_diagnostics(trajectory, estimator, eps=eps, certificate_at=idx, rng=rng)
     t = diag.times
     keep = t > 0

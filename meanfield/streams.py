@@ -21,7 +21,7 @@ seed; for an ensemble, :func:`meanfield.sgd.sgd` hands member r its own generato
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike, NDArray
 from meanfield._validation import as_float_array, check_inputs, check_int, check_positive, describe
 from meanfield.activations import Activation
 from meanfield.data import Target, Teacher, as_target, notebook_frame_sizes, sample_inputs
-from meanfield.measure import ParticleMeasure
+from meanfield.measure import ParticleMeasure, RNGLike, spawn_rngs
 from meanfield.velocity import residual_on_sample
 
 __all__ = [
@@ -112,6 +112,32 @@ class SampleStream(ABC):
     @abstractmethod
     def blocks(self, rng: StreamRNG, replica: int | None) -> Iterator[Block]:
         """Yield blocks ``x (S, B, d)``, ``y (S, B)`` drawn with ``rng`` for ``replica``."""
+
+    def ensemble_blocks(
+        self, rng: RNGLike, batch_shape: tuple[int, ...]
+    ) -> Generator[Block, None, None]:
+        """Yield the blocks of an ensemble, step-major: ``x (S, *bs, B, d)``, ``y (S, *bs, B)``.
+
+        Member r draws from ``spawn_rngs(rng, R)[r]`` (a single run, ``batch_shape = ()``,
+        from ``default_rng(rng)``), so it sees what the same run made alone sees.  A
+        stream whose data are shared by the members may yield size-1 ensemble axes.
+        """
+        if not batch_shape:
+            yield from self.blocks(np.random.default_rng(rng), None)
+            return
+        n_rep = int(np.prod(batch_shape))
+        its = [self.blocks(g, r) for r, g in enumerate(spawn_rngs(rng, n_rep))]
+        for parts in zip(*its, strict=True):
+            xs = [q[0] for q in parts]
+            if any(q.shape != xs[0].shape for q in xs):
+                raise ValueError(
+                    "the stream gave blocks of different shapes to the ensemble members: "
+                    f"{sorted({q.shape for q in xs})}"
+                )
+            s, b, d = xs[0].shape
+            x = np.stack(xs, axis=1).reshape(s, *batch_shape, b, d)
+            y = np.stack([q[1] for q in parts], axis=1).reshape(s, *batch_shape, b)
+            yield x, y
 
     def describe(self) -> dict[str, Any]:
         """JSON description of the stream (for the trajectory's configuration)."""
@@ -467,6 +493,25 @@ class ArrayStream(SampleStream):
                 raise ValueError("per-member arrays need an ensemble of students")
             x = x.reshape(-1, *x.shape[-3:])[replica]
             y = y.reshape(-1, *y.shape[-2:])[replica]
+        start = 0
+        for n in self.sizes.tolist():
+            yield x[start : start + n], y[start : start + n]
+            start += n
+
+    def ensemble_blocks(
+        self, rng: RNGLike, batch_shape: tuple[int, ...]
+    ) -> Generator[Block, None, None]:
+        """Yield views of the arrays, step-major (no copy; shared arrays get size-1 axes)."""
+        if not batch_shape:
+            yield from self.blocks(None, None)  # type: ignore[arg-type]
+            return
+        nb = len(batch_shape)
+        if self.x.ndim > 3:
+            x = np.moveaxis(self.x, nb, 0)  # (S, *bs, B, d)
+            y = np.moveaxis(self.y, nb, 0)
+        else:
+            x = self.x.reshape(self.x.shape[0], *([1] * nb), *self.x.shape[1:])
+            y = self.y.reshape(self.y.shape[0], *([1] * nb), self.y.shape[1])
         start = 0
         for n in self.sizes.tolist():
             yield x[start : start + n], y[start : start + n]

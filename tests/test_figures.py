@@ -93,3 +93,11 @@ def test_bad_arguments(scripts, tmp_path):
     (out / "manifest.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_manifest(out)
+
+
+def test_editing_a_shared_helper_makes_every_figure_due(scripts):
+    out = scripts / "output"
+    run_figures(scripts, quick=True, verbose=False)
+    (scripts / "_helpers.py").write_text("X = 2\n")
+    run_figures(scripts, quick=True, verbose=False)
+    assert calls(out) == ["alpha", "beta", "alpha", "beta"]

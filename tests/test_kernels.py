@@ -441,3 +441,18 @@ def test_argument_errors():
 )
 def test_moved_names_stay_importable_from_kernels(module, name):
     assert getattr(K, name) is getattr(module, name)
+
+
+def test_negative_zero_bias_is_zero_bias():
+    # Owen's T divides by h: -0.0 must not behave as a tiny negative number (regression).
+    from meanfield.bivariate_normal import bivariate_normal_cdf
+    from meanfield.kernels import relu_kernel
+
+    np.testing.assert_allclose(
+        bivariate_normal_cdf(-0.0, 0.3, 0.9998), bivariate_normal_cdf(0.0, 0.3, 0.9998), rtol=1e-14
+    )
+    np.testing.assert_allclose(
+        relu_kernel([[1, 1, 0, 0.1]], [[1, 1, 0.02, -0.0]]),
+        relu_kernel([[1, 1, 0, 0.1]], [[1, 1, 0.02, 0.0]]),
+        rtol=1e-14,
+    )
