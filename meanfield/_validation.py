@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 __all__ = [
     "as_float_array",
     "as_generator",
+    "check_index",
     "check_inputs",
     "check_int",
     "check_positive",
@@ -247,3 +248,43 @@ def as_generator(rng: Any, *, name: str = "rng") -> np.random.Generator:
         raise ValueError(
             f"{name} must be a nonnegative seed; got {describe(rng)} ({exc})"
         ) from None
+
+
+def check_index(index: Any, batch_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Validate an index into the ensemble axes ``batch_shape``; return it as a tuple.
+
+    Parameters
+    ----------
+    index : int or tuple of int
+        One integer per leading ensemble axis (fewer than ``len(batch_shape)`` select a
+        sub-ensemble); negative integers count from the end.
+    batch_shape : tuple of int
+        The ensemble axes.
+
+    Returns
+    -------
+    tuple of int
+
+    Raises
+    ------
+    ValueError
+        If there is no ensemble axis, too many indices, or an index out of range.
+    TypeError
+        If an index is not an integer.
+    """
+    if not batch_shape:
+        raise ValueError("replica needs an ensemble; this one has batch_shape ()")
+    idx = index if isinstance(index, tuple) else (index,)
+    if len(idx) == 0 or len(idx) > len(batch_shape):
+        raise ValueError(
+            f"index must address 1 to {len(batch_shape)} ensemble axes of batch_shape "
+            f"{batch_shape}; got {index!r}"
+        )
+    out = []
+    for i, size in zip(idx, batch_shape, strict=False):
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+            raise TypeError(f"index must hold integers; got {describe(index)}")
+        if not -size <= int(i) < size:
+            raise ValueError(f"index {index!r} is out of range for batch_shape {batch_shape}")
+        out.append(int(i))
+    return tuple(out)

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
-from meanfield._validation import describe
+from meanfield._validation import as_float_array, describe
 
 __all__ = ["ACTIVATIONS", "Activation", "get_activation"]
 
@@ -76,12 +76,14 @@ class Activation:
         Returns
         -------
         ndarray, shape ``np.shape(u)``
-            σ(u).
+            σ(u); elementwise, so a NaN or ±inf entry maps to σ(NaN) = NaN or σ(±inf).
+
+        Raises
+        ------
+        TypeError
+            If ``u`` is not an array of real numbers (complex, object, strings).
         """
-        arr = np.asarray(u)
-        if arr.dtype.kind != "f":
-            arr = arr.astype(np.float64)
-        return self.value(arr)
+        return self.value(as_float_array("u", u, finite=False))
 
 
 def _relu(u: NDArray[np.floating]) -> NDArray[np.floating]:
@@ -102,13 +104,15 @@ def _sigmoid_derivative(u: NDArray[np.floating]) -> NDArray[np.floating]:
 
 def _tanh_derivative(u: NDArray[np.floating]) -> NDArray[np.floating]:
     # 1 − tanh² loses all digits for |u| > 19; 1/cosh² = 4 e^{-2|u|}/(1 + e^{-2|u|})².
-    e = np.exp(-2.0 * np.abs(u))
+    # Clip before doubling: 2|u| overflows float32 near its max; e^{-2|u|} is 0 past 400.
+    e = np.exp(-2.0 * np.minimum(np.abs(u), 400.0))
     return 4.0 * e / (1.0 + e) ** 2
 
 
 def _erf_derivative(u: NDArray[np.floating]) -> NDArray[np.floating]:
     # Clip before squaring: u² overflows for |u| > 1e154; e^{-u²} is already 0 for |u| > 28.
-    return _TWO_OVER_SQRT_PI * np.exp(-np.square(np.minimum(np.abs(u), 64.0)))
+    two_over_sqrt_pi = u.dtype.type(_TWO_OVER_SQRT_PI)  # keep float32 input float32
+    return two_over_sqrt_pi * np.exp(-np.square(np.minimum(np.abs(u), 64.0)))
 
 
 ACTIVATIONS: dict[str, Activation] = {

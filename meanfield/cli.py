@@ -109,15 +109,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``meanfield`` command; returns the exit status.
 
-    Errors in the user's input (a bad config, a missing file) are printed as one line
-    naming the problem, with exit status 2.
+    Errors in the user's input (a bad config, a missing or unreadable file, a truncated
+    trajectory) are printed as one line naming the problem, with exit status 2; a run
+    that diverges is reported in one line with exit status 1.
     """
+    from meanfield.trajectory import DivergenceError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"meanfield {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, OSError) as exc:
+        print(f"meanfield {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except DivergenceError as exc:
+        print(f"meanfield {args.command}: diverged: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

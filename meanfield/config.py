@@ -39,6 +39,7 @@ valid ones.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -48,6 +49,8 @@ import numpy as np
 
 from meanfield import measure as laws
 from meanfield._validation import describe
+from meanfield.activations import ACTIVATIONS
+from meanfield.flow import METHODS
 from meanfield.measure import ParticleMeasure
 from meanfield.population import GaussianPopulationEstimator
 from meanfield.trajectory import Trajectory
@@ -89,6 +92,16 @@ SCHEMA: dict[str, Any] = {
 }
 """Valid keys of a run configuration and their types."""
 
+SCHEMA_FLAT: dict[str, Any] = {
+    **{k: v for k, v in SCHEMA.items() if not isinstance(v, dict)},
+    **{
+        f"{t}.{k}": v
+        for t, table in SCHEMA.items()
+        if isinstance(table, dict)
+        for k, v in table.items()
+    },
+}
+
 _LAWS: dict[str, tuple[Callable[..., ParticleMeasure], str | None]] = {
     "gaussian": (laws.gaussian, "std"),
     "sphere": (laws.sphere, "radius"),
@@ -97,6 +110,40 @@ _LAWS: dict[str, tuple[Callable[..., ParticleMeasure], str | None]] = {
     "balanced": (laws.balanced, "scale"),
 }
 _KINDS = ("online_sgd", "frames", "gd", "flow")
+
+# Smallest accepted value of the integer keys, and which number keys may be 0.
+_INT_MIN = {
+    "d": 1,
+    "seed": 0,
+    "m": 1,
+    "runs": 1,
+    "batch_size": 1,
+    "n_steps": 0,
+    "n_frames": 1,
+    "n_samples": 1,
+    "n_snapshots": 2,
+}
+_MAY_BE_ZERO = ("weight_decay",)
+
+
+def _check_values(cfg: Mapping[str, Any]) -> None:
+    """Range checks of every numeric key (finite, positive, ...), naming the dotted key."""
+    tables = {"": cfg, **{f"{t}.": cfg[t] for t in ("teacher", "student", "dynamics")}}
+    for where, table in tables.items():
+        for key, value in table.items():
+            name = f"{where}{key}"
+            if isinstance(value, dict):
+                continue
+            if SCHEMA_FLAT.get(name) is int:
+                low = _INT_MIN.get(key, 0)
+                if value < low:
+                    raise ValueError(f"{name} must be >= {low}; got {value}")
+            elif SCHEMA_FLAT.get(name) is float:
+                v = float(value)
+                ok = math.isfinite(v) and (v >= 0 if key in _MAY_BE_ZERO else v > 0)
+                if not ok:
+                    bound = ">= 0" if key in _MAY_BE_ZERO else "> 0"
+                    raise ValueError(f"{name} must be finite and {bound}; got {value!r}")
 
 
 def _check_table(table: Mapping[str, Any], schema: Mapping[str, Any], where: str) -> None:
@@ -131,7 +178,9 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     Raises
     ------
     ValueError
-        On an unknown key or value (the message lists the valid ones).
+        On an unknown key or value (the message lists the valid ones), a value out of
+        range (a size below 1, a scale or tolerance not finite and positive, …) or a
+        missing ``dynamics.n_steps`` for ``online_sgd``; the message names the dotted key.
     TypeError
         On a value of the wrong type.
     """
@@ -146,9 +195,20 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     for who in ("teacher", "student"):
         if cfg[who]["law"] not in _LAWS:
             raise ValueError(f"{who}.law must be one of {sorted(_LAWS)}; got {cfg[who]['law']!r}")
+    if cfg["activation"].lower() not in ACTIVATIONS:
+        raise ValueError(
+            f"activation must be one of {sorted(ACTIVATIONS)}; got {cfg['activation']!r}"
+        )
     dyn = cfg["dynamics"]
     if dyn["kind"] not in _KINDS:
         raise ValueError(f"dynamics.kind must be one of {list(_KINDS)}; got {dyn['kind']!r}")
+    if dyn.get("method", "RK45") not in METHODS:
+        raise ValueError(f"dynamics.method must be one of {list(METHODS)}; got {dyn['method']!r}")
+    if not cfg["output"]["trajectory"]:
+        raise ValueError("output.trajectory must be a file name; got ''")
+    _check_values(cfg)
+    if dyn["kind"] == "online_sgd" and "n_steps" not in dyn:
+        raise ValueError("dynamics.n_steps is required for kind 'online_sgd' (an endless stream)")
     if dyn.get("estimator", "exact") not in ("exact", "monte_carlo"):
         raise ValueError(
             f"dynamics.estimator must be 'exact' or 'monte_carlo'; got {dyn['estimator']!r}"
@@ -164,7 +224,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
             raw = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"config {path} is not valid TOML: {exc}") from None
     cfg = validate_config(raw)
     out = Path(cfg["output"]["trajectory"])

@@ -266,6 +266,7 @@ def evaluate_target(target: Target, x: ArrayLike, d: int) -> NDArray[np.floating
     """
     if not isinstance(target, Target):
         raise TypeError(f"target must be a Target; got {describe(target)}")
+    d = check_int("d", d)
     xx = check_inputs(x, d)
     if target.d is not None and target.d != d:
         raise ValueError(f"target has input dimension {target.d} but the measure has d={d}")

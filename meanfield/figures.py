@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import time
@@ -76,17 +77,32 @@ def git_commit(cwd: Path | None = None) -> str | None:
     return rev + ("+dirty" if dirty else "")
 
 
+def _as_path(name: str, value: Any) -> Path:
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(f"{name} must be a path; got {value!r}")
+    return Path(value)
+
+
 def load_manifest(out_dir: Path) -> dict[str, Any]:
     """Read ``out_dir/manifest.json`` (an empty manifest if absent)."""
-    path = Path(out_dir) / MANIFEST
+    path = _as_path("out_dir", out_dir) / MANIFEST
     if not path.exists():
         return {"figures": {}}
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"manifest {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("figures"), dict):
         raise ValueError(f"manifest {path} must hold an object with a 'figures' object")
+    for name, entry in data["figures"].items():
+        files = entry.get("files") if isinstance(entry, dict) else None
+        if not isinstance(files, list) or not all(
+            isinstance(f, str) and f and Path(f).name == f for f in files
+        ):
+            raise ValueError(
+                f"manifest {path}: figures[{name!r}] must be an object whose 'files' is a "
+                "list of file names"
+            )
     return data
 
 
@@ -163,10 +179,10 @@ def run_figures(
     dict
         The manifest.
     """
-    scripts_dir = Path(scripts_dir)
+    scripts_dir = _as_path("scripts_dir", scripts_dir)
     if not scripts_dir.is_dir():
         raise ValueError(f"scripts_dir must be a folder of figure scripts; got {scripts_dir}")
-    out = Path(out_dir) if out_dir is not None else scripts_dir / "output"
+    out = _as_path("out_dir", out_dir) if out_dir is not None else scripts_dir / "output"
     out.mkdir(parents=True, exist_ok=True)
     scripts = sorted(p for p in scripts_dir.glob("*.py") if not p.name.startswith("_"))
     if only:
@@ -229,8 +245,8 @@ def check_manifest(
     list of str
         One line per problem; empty when every script has an entry whose files exist.
     """
-    scripts_dir = Path(scripts_dir)
-    out = Path(out_dir) if out_dir is not None else scripts_dir / "output"
+    scripts_dir = _as_path("scripts_dir", scripts_dir)
+    out = _as_path("out_dir", out_dir) if out_dir is not None else scripts_dir / "output"
     if not (out / MANIFEST).exists():
         return [f"no {MANIFEST} in {out}"]
     figures = load_manifest(out)["figures"]

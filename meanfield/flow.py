@@ -30,6 +30,7 @@ small initialisation of radius R takes a time of order log(1/R).
 from __future__ import annotations
 
 import math
+import numbers
 import time as _time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -64,6 +65,7 @@ METHODS = tuple(_SOLVERS)
 """Names accepted by :func:`integrate` (those of :func:`scipy.integrate.solve_ivp`)."""
 
 _IMPLICIT = ("Radau", "BDF")
+_MAX_STEPS = 1e15  # beyond this an Euler run could not finish (and int64 step counts overflow)
 
 VelocityFunction = Callable[[NDArray[np.floating]], NDArray[np.floating]]
 
@@ -99,11 +101,11 @@ def snapshot_times(
     """
     t_end = check_positive("t_end", t_end)
     n = check_int("n", n, minimum=2)
+    first = t_end / 1000.0 if t_first is None else check_positive("t_first", t_first)
     if spacing == "linear":
         return np.linspace(0.0, t_end, n)
     if spacing != "log":
         raise ValueError(f"spacing must be 'log' or 'linear'; got {spacing!r}")
-    first = t_end / 1000.0 if t_first is None else check_positive("t_first", t_first)
     if first > t_end:
         raise ValueError(f"t_first must be <= t_end={t_end}; got {first}")
     grid = np.geomspace(first, t_end, n - 1) if n > 2 else np.array([t_end])
@@ -328,7 +330,13 @@ def euler(
     if (t_end is None) == (n_steps is None):
         raise ValueError(f"give exactly one of t_end and n_steps; got {t_end=}, {n_steps=}")
     if n_steps is None:
-        n_steps = round(check_positive("t_end", t_end) / eta)
+        ratio = check_positive("t_end", t_end) / eta
+        if not ratio < _MAX_STEPS:
+            raise ValueError(
+                f"t_end / step = {ratio:.3g} steps is too many (at most {_MAX_STEPS:.0e}); "
+                f"got t_end={t_end!r}, step={step!r}"
+            )
+        n_steps = round(ratio)
     n_steps = check_int("n_steps", n_steps, minimum=0)
     rec_steps = None
     if times is not None:
@@ -521,6 +529,9 @@ def integrate(
             return np.full_like(y, np.nan)
         return vel(y.reshape(shape)).ravel()
 
+    if isinstance(max_step, bool) or not isinstance(max_step, numbers.Real) or not max_step > 0:
+        raise ValueError(f"max_step must be a number > 0 (inf allowed); got {describe(max_step)}")
+    max_step = float(max_step)
     options: dict[str, Any] = {"rtol": rtol, "atol": atol, "max_step": max_step}
     if first_step is not None:
         options["first_step"] = check_positive("first_step", first_step)

@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 from meanfield._validation import (
     as_float_array,
     as_generator,
+    check_index,
     check_int,
     check_positive,
     describe,
@@ -174,7 +175,14 @@ class ParticleMeasure:
         -------
         ndarray, shape (..., m, d+1)
         """
-        return self._theta[..., :1] * self._theta[..., 1:]
+        with np.errstate(over="ignore", invalid="ignore"):
+            c = self._theta[..., :1] * self._theta[..., 1:]
+        if not np.all(np.isfinite(c)):
+            raise ValueError(
+                "effective neurons a·(w, b) overflow float64: theta holds values up to "
+                f"{np.max(np.abs(self._theta)):.3g}"
+            )
+        return c
 
     # -- constructors ------------------------------------------------------------
     def with_theta(self, theta: ArrayLike) -> ParticleMeasure:
@@ -222,11 +230,12 @@ class ParticleMeasure:
         Raises
         ------
         ValueError
-            If the measure has no ensemble axis.
+            If the measure has no ensemble axis or ``index`` is out of range.
+        TypeError
+            If ``index`` does not hold integers.
         """
-        if not self.batch_shape:
-            raise ValueError("replica needs an ensemble; this measure has batch_shape ()")
-        return ParticleMeasure(self._theta[index], self._masses[index])
+        idx = check_index(index, self.batch_shape)
+        return ParticleMeasure(self._theta[idx], self._masses[idx])
 
     @classmethod
     def stack(cls, measures: Sequence[ParticleMeasure]) -> ParticleMeasure:
@@ -251,6 +260,12 @@ class ParticleMeasure:
         TypeError
             If an element is not a :class:`ParticleMeasure`.
         """
+        if isinstance(measures, str | bytes | ParticleMeasure) or not isinstance(
+            measures, Sequence
+        ):
+            raise TypeError(
+                f"measures must be a sequence of ParticleMeasure; got {describe(measures)}"
+            )
         if len(measures) == 0:
             raise ValueError("measures must be a non-empty sequence; got an empty one")
         for i, mu in enumerate(measures):
@@ -306,16 +321,24 @@ def _draw(
     d: int,
     runs: int | None,
     rng: RNGLike,
+    size: tuple[str, float],
 ) -> ParticleMeasure:
-    """Sample standard normals of shape (m, d+2) per run and map them to positions."""
+    """Sample standard normals of shape (m, d+2) per run and map them to positions.
+
+    ``size`` is the law's (name, value) of its scale parameter, for the error raised
+    when the positions overflow float64.
+    """
     m = check_int("m", m)
     d = check_int("d", d)
-    if runs is None:
-        z = as_generator(rng).standard_normal((m, d + 2))
-        return ParticleMeasure(transform(z))
-    runs = check_int("runs", runs)
-    gens = spawn_rngs(rng, runs)
-    return ParticleMeasure(np.stack([transform(g.standard_normal((m, d + 2))) for g in gens]))
+    with np.errstate(over="ignore", invalid="ignore"):
+        if runs is None:
+            theta = transform(as_generator(rng).standard_normal((m, d + 2)))
+        else:
+            gens = spawn_rngs(rng, check_int("runs", runs))
+            theta = np.stack([transform(g.standard_normal((m, d + 2))) for g in gens])
+    if not np.all(np.isfinite(theta)):
+        raise ValueError(f"{size[0]}={size[1]!r} is too large: the positions overflow float64")
+    return ParticleMeasure(theta)
 
 
 def _normalise(v: NDArray[np.floating], radius: float) -> NDArray[np.floating]:
@@ -455,7 +478,7 @@ def gaussian(
         Positions of shape ``(m, d+2)`` or ``(runs, m, d+2)``.
     """
     std = check_positive("std", std)
-    return _draw(lambda z: gaussian_from_normals(z, std), m, d, runs, rng)
+    return _draw(lambda z: gaussian_from_normals(z, std), m, d, runs, rng, ("std", std))
 
 
 def sphere(
@@ -481,7 +504,7 @@ def sphere(
     ParticleMeasure
     """
     radius = check_positive("radius", radius)
-    return _draw(lambda z: sphere_from_normals(z, radius), m, d, runs, rng)
+    return _draw(lambda z: sphere_from_normals(z, radius), m, d, runs, rng, ("radius", radius))
 
 
 def notebook_sphere(
@@ -511,7 +534,8 @@ def notebook_sphere(
     ParticleMeasure
     """
     radius = check_positive("radius", radius)
-    return _draw(lambda z: notebook_sphere_from_normals(z, radius), m, d, runs, rng)
+    size = ("radius", radius)
+    return _draw(lambda z: notebook_sphere_from_normals(z, radius), m, d, runs, rng, size)
 
 
 def balanced(
@@ -539,7 +563,7 @@ def balanced(
     ParticleMeasure
     """
     scale = check_positive("scale", scale)
-    return _draw(lambda z: balanced_from_normals(z, scale), m, d, runs, rng)
+    return _draw(lambda z: balanced_from_normals(z, scale), m, d, runs, rng, ("scale", scale))
 
 
 def notebook_teacher(m0: int = 4, d: int = 2, *, rng: RNGLike = None) -> ParticleMeasure:

@@ -2,7 +2,9 @@ r"""The feature φ(θ, x) = a σ(w·x + b), its gradient in θ, and the network 
 
 Shapes follow one rule: particles ``theta`` are ``(..., m, d+2)``, inputs ``x`` are
 ``(..., n, d)``, and the leading (ensemble) axes broadcast against each other.
-Outputs are indexed ``(..., n, m)`` (input, particle).
+Outputs are indexed ``(..., n, m)`` (input, particle).  Finite inputs whose result
+overflows float64 (e.g. entries near 1e300) raise ``ValueError`` rather than return inf
+or NaN.
 """
 
 from __future__ import annotations
@@ -70,6 +72,16 @@ def _checked_pair(
     return th, xx
 
 
+def _finite(result: NDArray[np.floating], what: str) -> NDArray[np.floating]:
+    """Return ``result`` if it is finite, else raise: finite inputs overflowed float64."""
+    if not np.all(np.isfinite(result)):
+        raise ValueError(
+            f"{what} overflowed float64 (non-finite result from finite theta and x); "
+            "rescale theta or x"
+        )
+    return result
+
+
 def _preactivation(theta: NDArray[np.floating], x: NDArray[np.floating]) -> NDArray[np.floating]:
     # (..., n, d) @ (..., d, m) + (..., 1, m) -> (..., n, m)
     return x @ np.swapaxes(theta[..., 1:-1], -1, -2) + theta[..., None, :, -1]
@@ -92,7 +104,8 @@ def preactivation(theta: ArrayLike | ParticleMeasure, x: ArrayLike) -> NDArray[n
     ndarray, shape (..., n, m)
     """
     th, xx = _checked_pair(theta, x)
-    return _preactivation(th, xx)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _finite(_preactivation(th, xx), "preactivation w·x + b")
 
 
 def feature(
@@ -124,8 +137,9 @@ def feature(
     """
     th, xx = _checked_pair(theta, x)
     sigma = get_activation(activation)
-    u = _preactivation(th, xx)
-    return th[..., None, :, 0] * sigma.value(u)
+    with np.errstate(over="ignore", invalid="ignore"):
+        u = _preactivation(th, xx)
+        return _finite(th[..., None, :, 0] * sigma.value(u), "feature a σ(w·x + b)")
 
 
 def feature_grad(
@@ -154,15 +168,16 @@ def feature_grad(
     """
     th, xx = _checked_pair(theta, x)
     sigma = get_activation(activation)
-    u = _preactivation(th, xx)
-    s = sigma.value(u)
-    g = th[..., None, :, 0] * sigma.derivative(u)  # a σ'(u), (..., n, m)
-    shape = (*np.broadcast_shapes(u.shape, (*xx.shape[:-1], 1)), th.shape[-1])
-    out = np.empty(shape, dtype=np.result_type(th, xx))
-    out[..., 0] = s
-    out[..., 1:-1] = g[..., None] * xx[..., :, None, :]
-    out[..., -1] = g
-    return out
+    with np.errstate(over="ignore", invalid="ignore"):
+        u = _preactivation(th, xx)
+        s = sigma.value(u)
+        g = th[..., None, :, 0] * sigma.derivative(u)  # a σ'(u), (..., n, m)
+        shape = (*np.broadcast_shapes(u.shape, (*xx.shape[:-1], 1)), th.shape[-1])
+        out = np.empty(shape, dtype=np.result_type(th, xx))
+        out[..., 0] = s
+        out[..., 1:-1] = g[..., None] * xx[..., :, None, :]
+        out[..., -1] = g
+    return _finite(out, "feature_grad ∇_θ φ")
 
 
 def output(
@@ -197,5 +212,7 @@ def output(
     sigma = get_activation(activation)
     # σ(u) @ (p a): the same arithmetic as the estimators' residuals, so that a student
     # equal to its teacher has residuals exactly 0.
-    u = _preactivation(th, xx)
-    return (sigma.value(u) @ (measure.masses * th[..., 0])[..., :, None])[..., 0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        u = _preactivation(th, xx)
+        f = (sigma.value(u) @ (measure.masses * th[..., 0])[..., :, None])[..., 0]
+    return _finite(f, "output f_μ(x)")

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from meanfield._validation import check_int, check_positive
+from meanfield._validation import check_int, check_positive, describe
 from meanfield.measure import ParticleMeasure
 from meanfield.sgd import RiskSpec, sgd, step_from_tau
 from meanfield.streams import ArrayStream, FrameStream
@@ -138,6 +138,11 @@ def notebook_stream(
     ArrayStream
         ``x (S, B, d)``, ``y (S, B)``, ``block_ends()`` at the end of each frame.
     """
+    if not isinstance(random_state, np.random.RandomState | np.random.Generator):
+        raise TypeError(
+            "random_state must be a numpy RandomState (or Generator); got "
+            f"{describe(random_state)}"
+        )
     frames = FrameStream.notebook(
         teacher, n_frames, repeat_first=repeat_first, batch_size=batch_size
     )

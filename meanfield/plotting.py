@@ -14,6 +14,7 @@ Every figure uses :data:`STYLE` (rcParams set in this one place) through
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike, NDArray
 
-from meanfield._validation import as_float_array
+from meanfield._validation import as_float_array, check_int, check_positive, describe
 from meanfield.measure import ParticleMeasure
 
 __all__ = [
@@ -77,7 +78,22 @@ def effective_coordinates(theta: ArrayLike) -> NDArray[np.floating]:
     .. math:: c_i = a_i\,(w_i, b_i)
     """
     th = as_float_array("theta", theta, min_ndim=2)
-    return th[..., :1] * th[..., 1:]
+    with np.errstate(over="ignore", invalid="ignore"):
+        c = th[..., :1] * th[..., 1:]
+    if not np.all(np.isfinite(c)):
+        raise ValueError(
+            f"effective coordinates a·(w, b) of theta overflow float64; got {describe(th)}"
+        )
+    return c
+
+
+def _check_teacher(teacher: Any, d: int) -> None:
+    if teacher is None:
+        return
+    if not isinstance(teacher, ParticleMeasure):
+        raise TypeError(f"teacher must be a ParticleMeasure or None; got {describe(teacher)}")
+    if teacher.d != d:
+        raise ValueError(f"teacher has input dimension d={teacher.d} but thetas has d={d}")
 
 
 def _teacher_rays(ax: Axes, teacher: ParticleMeasure, lim: float) -> None:
@@ -125,8 +141,10 @@ def plot_particles(
     th = as_float_array("thetas", thetas, min_ndim=2)
     if th.ndim == 2:
         th = th[None]
-    if th.ndim != 3 or th.shape[-1] < 4:
+    if th.ndim != 3 or th.shape[-1] < 4 or 0 in th.shape:
         raise ValueError(f"thetas must have shape (T, m, d+2) with d >= 2; got {th.shape}")
+    _check_teacher(teacher, th.shape[-1] - 2)
+    lim = check_positive("lim", lim)
     c = effective_coordinates(th)[..., :2]
     if ax is None:
         _, ax = plt.subplots()
@@ -174,8 +192,9 @@ def plot_effective_3d(
     th = as_float_array("thetas", thetas, min_ndim=2)
     if th.ndim == 2:
         th = th[None]
-    if th.ndim != 3 or th.shape[-1] != 4:
+    if th.ndim != 3 or th.shape[-1] != 4 or 0 in th.shape:
         raise ValueError(f"thetas must have shape (T, m, 4) (d = 2); got {th.shape}")
+    _check_teacher(teacher, 2)
     c = effective_coordinates(th)
     fig = fig if fig is not None else plt.figure()
     ax = fig.add_subplot(projection="3d")
@@ -221,7 +240,7 @@ def plot_risk(
     label : str, optional
         Legend label.
     loglog : bool, default True
-        Logarithmic axes (times ≤ 0 are dropped).
+        Logarithmic axes (times ≤ 0 and risks ≤ 0 are left out).
     **kwargs
         Passed to :meth:`matplotlib.axes.Axes.plot`.
 
@@ -235,8 +254,10 @@ def plot_risk(
         raise ValueError(f"risks must have {t.shape[0]} rows to match times; got shape {r.shape}")
     if ax is None:
         _, ax = plt.subplots()
-    keep = t > 0 if loglog else np.ones_like(t, dtype=bool)
-    ax.plot(t[keep], r.reshape(len(t), -1)[keep], label=label, **kwargs)
+    rr = r.reshape(len(t), -1)
+    keep = (t > 0) & np.any(rr > 0, axis=1) if loglog else np.ones_like(t, dtype=bool)
+    rr = np.where(rr > 0, rr, np.nan) if loglog else rr  # log axes: gaps, not a warning
+    ax.plot(t[keep], rr[keep], label=label, **kwargs)
     if loglog:
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -285,8 +306,17 @@ def animate_particles(
     from meanfield._io import atomic_path
 
     th = as_float_array("thetas", thetas, ndim=3)
+    if th.shape[-1] < 4 or 0 in th.shape:
+        raise ValueError(f"thetas must have shape (T, m, d+2) with d >= 2; got {th.shape}")
+    _check_teacher(teacher, th.shape[-1] - 2)
+    lim = check_positive("lim", lim)
+    fps = check_int("fps", fps)
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a str or a PathLike; got {describe(path)}")
     c = effective_coordinates(th)[..., :2]
     t = None if times is None else as_float_array("times", times, ndim=1)
+    if t is not None and t.shape[0] != th.shape[0]:
+        raise ValueError(f"times must have shape ({th.shape[0]},) like thetas; got {t.shape}")
     with style():
         fig, ax = plt.subplots(figsize=(5, 5))
         if teacher is not None:
@@ -332,9 +362,27 @@ def _ffmpeg() -> str | None:
 def save_figure(
     fig: Figure, path: str | Path, formats: tuple[str, ...] = ("png", "pdf")
 ) -> list[Path]:
-    """Save ``fig`` atomically in each format; returns the paths written."""
+    """Save ``fig`` atomically in each format; returns the paths written.
+
+    Raises
+    ------
+    TypeError
+        If ``path`` is not a path or ``formats`` not a tuple of format names.
+    ValueError
+        If ``formats`` is empty or names a format matplotlib cannot write.
+    """
     from meanfield._io import atomic_path
 
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a str or a PathLike; got {describe(path)}")
+    if isinstance(formats, str) or not all(isinstance(f, str) for f in formats):
+        raise TypeError(f"formats must be a tuple of format names; got {describe(formats)}")
+    supported = fig.canvas.get_supported_filetypes()
+    unknown = [f for f in formats if f not in supported]
+    if not formats or unknown:
+        raise ValueError(
+            f"formats must name at least one of {sorted(supported)}; got {describe(formats)}"
+        )
     out = []
     for fmt in formats:
         target = Path(path).with_suffix("." + fmt)
@@ -381,6 +429,9 @@ def plot_diagnostics(
     """
     from meanfield.diagnostics import trajectory_diagnostics
 
+    if not all(hasattr(trajectory, name) for name in ("times", "thetas")):
+        raise TypeError(f"trajectory must be a Trajectory; got {describe(trajectory)}")
+    n_certificates = check_int("n_certificates", n_certificates)
     if getattr(trajectory, "batch_shape", ()):
         raise ValueError("trajectory must be a single run; use trajectory.replica(r)")
     T = len(trajectory.times)

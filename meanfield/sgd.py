@@ -40,7 +40,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from meanfield import _fast
-from meanfield._validation import check_positive, describe
+from meanfield._validation import as_generator, check_positive, describe
 from meanfield.activations import Activation, get_activation
 from meanfield.flow import record_schedule
 from meanfield.measure import ParticleMeasure, RNGLike
@@ -228,6 +228,8 @@ def sgd(
             f"stream has input dimension d={stream.d} but the measure has d={measure.d}"
         )
     stream.check_batch_shape(measure.batch_shape)
+    if rng is not None and not isinstance(rng, np.random.Generator | np.random.SeedSequence):
+        as_generator(rng)  # validate the seed now (errors name `rng`)
     eta = check_positive("step", step)
     lam = check_positive("weight_decay", weight_decay, allow_zero=True)
     sigma = get_activation(activation)
@@ -265,7 +267,7 @@ def sgd(
         "seed": describe_rng(rng),
     }
     rec = Recorder(masses, risk_fn, meta, measure.d)
-    theta = np.array(measure.theta)
+    theta = measure.theta  # never written to: every step makes a new array
     engine = _fast.make_engine(
         backend, sigma, measure.m, measure.d, stream.batch_size, int(np.prod(measure.batch_shape))
     )

@@ -87,15 +87,35 @@ class Study:
     fixed: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"name must be a non-empty string; got {describe(self.name)}")
+        if (
+            not isinstance(self.name, str)
+            or not self.name
+            or self.name in (".", "..")
+            or any(sep in self.name for sep in ("/", "\\", os.sep, "\0"))
+        ):
+            raise ValueError(
+                "name must be a non-empty string usable as a folder name (no path "
+                f"separator); got {describe(self.name)}"
+            )
         if not callable(self.cell):
             raise TypeError(f"cell must be callable; got {describe(self.cell)}")
+        if not isinstance(self.grid, Mapping):
+            raise TypeError(f"grid must be a mapping of name to values; got {describe(self.grid)}")
         for k, values in self.grid.items():
-            if isinstance(values, (str, bytes)) or len(values) == 0:
+            if (
+                isinstance(values, (str, bytes))
+                or not isinstance(values, Sequence | np.ndarray)
+                or len(values) == 0
+            ):
                 raise ValueError(
                     f"grid[{k!r}] must be a non-empty sequence; got {describe(values)}"
                 )
+        if isinstance(self.seeds, str | bytes) or not isinstance(
+            self.seeds, Sequence | np.ndarray
+        ):
+            raise TypeError(f"seeds must be a sequence of integers; got {describe(self.seeds)}")
+        if not isinstance(self.fixed, Mapping):
+            raise TypeError(f"fixed must be a mapping; got {describe(self.fixed)}")
         if len(self.seeds) == 0:
             raise ValueError("seeds must be a non-empty sequence of integers; got an empty one")
         for s in self.seeds:
@@ -126,7 +146,13 @@ class StudyTable:
     """
 
     def __init__(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        self.rows: list[dict[str, Any]] = [dict(r) for r in rows]
+        if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Iterable):
+            raise TypeError(f"rows must be an iterable of dicts; got {describe(rows)}")
+        self.rows: list[dict[str, Any]] = []
+        for i, r in enumerate(rows):
+            if not isinstance(r, Mapping):
+                raise TypeError(f"rows[{i}] must be a dict; got {describe(r)}")
+            self.rows.append(dict(r))
         cols: dict[str, None] = {}
         for r in self.rows:
             cols.update(dict.fromkeys(r))
@@ -166,12 +192,33 @@ class StudyTable:
 
 def _run_cell(cell_fn: CellFunction, cell: Cell) -> list[dict[str, Any]]:
     rows = cell_fn(dict(cell.params), cell.seeds)
-    if not isinstance(rows, list) or len(rows) != len(cell.seeds):
+    if (
+        not isinstance(rows, list)
+        or len(rows) != len(cell.seeds)
+        or not all(isinstance(r, Mapping) for r in rows)
+    ):
         raise ValueError(
-            f"cell function must return a list of {len(cell.seeds)} rows (one per seed); "
-            f"got {describe(rows)}"
+            f"cell function must return a list of {len(cell.seeds)} rows (one dict per "
+            f"seed); got {describe(rows)}"
         )
     return [{**cell.params, **row} for row in rows]
+
+
+def _read_cell(path: Path, n_seeds: int) -> list[dict[str, Any]] | None:
+    """Rows of a cached cell, or None when the file is absent, unreadable or incomplete.
+
+    Cell files are written atomically, so an unreadable one can only come from outside
+    (a disk fault, a hand edit); it is then recomputed rather than trusted.
+    """
+    try:
+        rows = json.loads(path.read_text())["rows"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if not isinstance(rows, list) or len(rows) != n_seeds:
+        return None
+    if not all(isinstance(r, dict) for r in rows):
+        return None
+    return rows
 
 
 def _make_executor(executor: str | Executor | None, n_cells: int) -> tuple[Executor | None, bool]:
@@ -221,15 +268,17 @@ def run_study(
     """
     if not isinstance(study, Study):
         raise TypeError(f"study must be a Study; got {describe(study)}")
+    if not isinstance(cache_dir, str | os.PathLike):
+        raise TypeError(f"cache_dir must be a path; got {describe(cache_dir)}")
     folder = Path(cache_dir) / study.name
     folder.mkdir(parents=True, exist_ok=True)
     cells = study.cells()
     keys = [c.key(study.name) for c in cells]
     results: dict[str, list[dict[str, Any]]] = {}
-    for key in keys:
-        f = folder / f"{key}.json"
-        if f.exists():
-            results[key] = json.loads(f.read_text())["rows"]
+    for key, cell in zip(keys, cells, strict=True):
+        rows = _read_cell(folder / f"{key}.json", len(cell.seeds))
+        if rows is not None:
+            results[key] = rows
     todo = [(k, c) for k, c in zip(keys, cells, strict=True) if k not in results]
 
     def finish(key: str, cell: Cell, rows: list[dict[str, Any]]) -> None:

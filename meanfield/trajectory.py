@@ -19,7 +19,11 @@ from __future__ import annotations
 
 import io
 import json
+import numbers
 import os
+import struct
+import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +34,7 @@ from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 from meanfield._io import atomic_write_bytes
-from meanfield._validation import as_float_array, describe
+from meanfield._validation import as_float_array, check_index, describe
 from meanfield.measure import ParticleMeasure, RNGLike
 
 __all__ = ["DivergenceError", "Trajectory", "describe_rng", "load_trajectory"]
@@ -153,7 +157,8 @@ class Trajectory:
         Risk F(μ_t) at the snapshots as estimated by the run's risk estimator; NaN when
         the run recorded no risk.  Default: all NaN.
     steps : array_like of int, shape (T,), optional
-        Step count of each snapshot (Euler/SGD steps, or accepted solver steps).
+        Step count of each snapshot (Euler/SGD steps, or accepted solver steps);
+        integer-valued.
     activation : str, default "relu"
         Name of σ.
     teacher : ParticleMeasure, optional
@@ -189,13 +194,20 @@ class Trajectory:
                 f"thetas must have shape (T, ..., m, d+2) with T={T} (len(times)); "
                 f"got shape {thetas.shape}"
             )
-        if thetas.shape[-1] < 3:
-            raise ValueError(f"thetas must have d+2 >= 3 columns; got shape {thetas.shape}")
+        if thetas.shape[-1] < 3 or thetas.shape[-2] == 0:
+            raise ValueError(
+                f"thetas must have d+2 >= 3 columns and m >= 1 particles; got shape {thetas.shape}"
+            )
         if T > 1 and np.any(np.diff(times) < 0):
             raise ValueError("times must be nondecreasing")
-        masses = np.array(
-            np.broadcast_to(as_float_array("masses", self.masses, min_ndim=1), thetas.shape[1:-1])
-        )
+        raw_masses = as_float_array("masses", self.masses, min_ndim=1)
+        try:
+            masses = np.array(np.broadcast_to(raw_masses, thetas.shape[1:-1]))
+        except ValueError:
+            raise ValueError(
+                f"masses must have shape {thetas.shape[1:-1]} (or broadcast to it) to match "
+                f"thetas of shape {thetas.shape}; got shape {raw_masses.shape}"
+            ) from None
         risks = (
             np.full(thetas.shape[:-2], np.nan)
             if self.risks is None
@@ -206,13 +218,19 @@ class Trajectory:
                 f"risks must have shape {thetas.shape[:-2]} (T and the ensemble axes); "
                 f"got shape {risks.shape}"
             )
-        steps = (
-            np.arange(T, dtype=np.int64)
-            if self.steps is None
-            else np.asarray(self.steps, dtype=np.int64).copy()
-        )
-        if steps.shape != (T,):
-            raise ValueError(f"steps must have shape ({T},); got shape {steps.shape}")
+        if self.steps is None:
+            steps = np.arange(T, dtype=np.int64)
+        else:
+            raw = as_float_array("steps", self.steps)
+            if raw.shape != (T,):
+                raise ValueError(f"steps must have shape ({T},); got shape {raw.shape}")
+            if np.any(raw != np.round(raw)) or np.any(np.abs(raw) >= 2.0**62):
+                raise ValueError(f"steps must hold integers; got {describe(raw)}")
+            steps = raw.astype(np.int64)
+        if not isinstance(self.activation, str) or not self.activation:
+            raise TypeError(
+                f"activation must be the non-empty name of σ; got {describe(self.activation)}"
+            )
         if self.teacher is not None and not isinstance(self.teacher, ParticleMeasure):
             raise TypeError(
                 f"teacher must be a ParticleMeasure or None; got {describe(self.teacher)}"
@@ -250,8 +268,20 @@ class Trajectory:
         return tuple(self.thetas.shape[1:-2])
 
     def measure(self, index: int = -1) -> ParticleMeasure:
-        """Return the measure μ at snapshot ``index`` (default: the last one)."""
-        return ParticleMeasure(self.thetas[index], self.masses)
+        """Return the measure μ at snapshot ``index`` (default: the last one).
+
+        Raises
+        ------
+        ValueError
+            If ``index`` is out of range (or the trajectory is empty).
+        TypeError
+            If ``index`` is not an integer.
+        """
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise TypeError(f"index must be an integer; got {describe(index)}")
+        if not -len(self) <= index < len(self):
+            raise ValueError(f"index must lie in [-{len(self)}, {len(self)}); got {index}")
+        return ParticleMeasure(self.thetas[int(index)], self.masses)
 
     @property
     def initial(self) -> ParticleMeasure:
@@ -279,14 +309,16 @@ class Trajectory:
         return th[..., 0] ** 2 - np.sum(th[..., 1:] ** 2, axis=-1)
 
     def replica(self, index: int | tuple[int, ...]) -> Trajectory:
-        """Return the trajectory of one ensemble member (``index`` into :attr:`batch_shape`)."""
-        if not self.batch_shape:
-            raise ValueError("replica needs an ensemble; this trajectory has batch_shape ()")
-        idx: tuple[int, ...] = index if isinstance(index, tuple) else (index,)
-        if len(idx) > len(self.batch_shape):
-            raise ValueError(
-                f"index must address at most {len(self.batch_shape)} ensemble axes; got {index!r}"
-            )
+        """Return the trajectory of one ensemble member (``index`` into :attr:`batch_shape`).
+
+        Raises
+        ------
+        ValueError
+            If the trajectory has no ensemble axis or ``index`` is out of range.
+        TypeError
+            If ``index`` does not hold integers.
+        """
+        idx = check_index(index, self.batch_shape)
         sl: tuple[Any, ...] = (slice(None), *idx)
         teacher = self.teacher
         if teacher is not None and teacher.batch_shape:
@@ -392,12 +424,31 @@ class Trajectory:
         Raises
         ------
         ValueError
-            If the file is not a meanfield trajectory or has an unknown format version.
+            If the file is not a complete meanfield trajectory: truncated or corrupted,
+            another kind of file, an unknown format version, or arrays that do not fit
+            together (the message names the file).
+        FileNotFoundError
+            If there is no such file.
         """
-        with np.load(Path(path), allow_pickle=False) as data:
-            if "metadata" not in data.files:
+        with open(Path(path), "rb") as fh:  # a missing file is an OSError, not ours
+            try:
+                return cls._read(fh, path)
+            except _UNREADABLE as exc:
+                if isinstance(exc, ValueError) and str(exc).startswith(str(path)):
+                    raise
+                raise ValueError(
+                    f"{path} is not a readable meanfield trajectory "
+                    f"({type(exc).__name__}: {exc})"
+                ) from None
+
+    @classmethod
+    def _read(cls, fh: Any, path: str | os.PathLike[str]) -> Trajectory:
+        with np.load(fh, allow_pickle=False) as data:
+            if not isinstance(data, np.lib.npyio.NpzFile) or "metadata" not in data.files:
                 raise ValueError(f"{path} is not a meanfield trajectory (no 'metadata' array)")
             meta = json.loads(str(data["metadata"][()]))
+            if not isinstance(meta, dict):
+                raise ValueError(f"{path} has metadata that is not a JSON object")
             if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
                 raise ValueError(
                     f"{path} has format {meta.get('format')!r} version "
@@ -421,6 +472,24 @@ class Trajectory:
                 info=meta["info"],
                 version=meta["version"],
             )
+
+
+# What a truncated or corrupted .npz can raise while it is read (after it was opened).
+_UNREADABLE = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    EOFError,
+    OSError,
+    NotImplementedError,  # a damaged header naming an unknown compression method
+    RuntimeError,  # a damaged header flagging the member as encrypted
+    MemoryError,  # a damaged .npy header declaring a huge array
+    struct.error,
+    zipfile.BadZipFile,
+    zlib.error,
+)
 
 
 def load_trajectory(path: str | os.PathLike[str]) -> Trajectory:
