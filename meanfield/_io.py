@@ -4,17 +4,23 @@ A result file is either absent or complete: it is written to a temporary file in
 same directory, flushed to disk, then moved over the target with :func:`os.replace`
 (atomic on POSIX and Windows when source and target share a file system).  An
 interrupted run therefore never leaves a truncated trajectory, manifest or figure.
+:func:`to_json` serialises the metadata written next to the arrays (numpy scalars and
+arrays, paths).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text"]
+import numpy as np
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "to_json"]
 
 
 def _current_umask() -> int:
@@ -91,3 +97,22 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str 
     if not isinstance(text, str):
         raise TypeError(f"text must be a str; got {type(text).__name__}")
     return atomic_write_bytes(path, text.encode(encoding))
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"value of type {type(obj).__name__} is not JSON-serialisable")
+
+
+def to_json(obj: Any) -> str:
+    """Serialise ``obj`` to JSON, converting numpy scalars/arrays and paths."""
+    return json.dumps(obj, default=_json_default, sort_keys=True)

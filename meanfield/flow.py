@@ -66,6 +66,11 @@ METHODS = tuple(_SOLVERS)
 
 _IMPLICIT = ("Radau", "BDF")
 _MAX_STEPS = 1e15  # beyond this an Euler run could not finish (and int64 step counts overflow)
+# An adaptive run whose accepted steps stay below _TINY_STEP·t_end for _TINY_STEPS steps in a
+# row cannot finish (from any first step the solvers grow h tenfold per step at most, so a
+# start-up takes ~15 steps): it is reported as a divergence instead of running for ever.
+_TINY_STEP = 1e-12
+_TINY_STEPS = 200
 
 VelocityFunction = Callable[[NDArray[np.floating]], NDArray[np.floating]]
 
@@ -496,8 +501,10 @@ def integrate(
     ------
     DivergenceError
         If the velocity or the positions become non-finite, a recorded risk is
-        non-finite, or the solver fails (step size underflow); ``.trajectory`` holds
-        the run up to the last finite state.
+        non-finite, the solver fails (step size underflow, a non-finite Jacobian), or
+        its steps stay below 1e-12·t_end for 200 steps in a row (a flow too fast to
+        integrate: the run would never finish); ``.trajectory`` holds the run up to the
+        last finite state.
     """
     _check_estimator(measure, estimator)
     t_end = check_positive("t_end", t_end)
@@ -568,9 +575,13 @@ def integrate(
         if not np.all(np.isfinite(fun(0.0, y0))):
             raise rec.diverged(0, 0.0, None, "the velocity is non-finite at t = 0", None)
         solver = _SOLVERS[method](fun, 0.0, y0, t_end, **options)
+        n_tiny = 0
         while ti < tt.size:
             t_prev = solver.t
-            message = solver.step()
+            try:
+                message = solver.step()
+            except (ValueError, np.linalg.LinAlgError) as exc:  # e.g. LU of an inf Jacobian
+                solver.status, message = "failed", f"{type(exc).__name__}: {exc}"
             if solver.status == "failed":
                 raise rec.diverged(
                     n_acc + 1,
@@ -587,6 +598,17 @@ def integrate(
                     n_acc, float(solver.t), last, "positions became non-finite", y.reshape(shape)
                 )
             last = (n_acc, float(solver.t), y.reshape(shape).copy())
+            n_tiny = n_tiny + 1 if solver.t - t_prev < _TINY_STEP * t_end else 0
+            if n_tiny >= _TINY_STEPS:  # the step cannot grow: the run would never finish
+                raise rec.diverged(
+                    n_acc,
+                    float(solver.t),
+                    last,
+                    f"the {method} solver's steps stayed below {_TINY_STEP:g}·t_end for "
+                    f"{_TINY_STEPS} steps (at t = {solver.t:.3g}); the flow is too fast to "
+                    "integrate (positions too large, or a blow-up)",
+                    None,
+                )
             if tt[ti] <= solver.t:
                 dense = solver.dense_output()
                 while ti < tt.size and tt[ti] <= solver.t:

@@ -364,6 +364,10 @@ def save_figure(
 ) -> list[Path]:
     """Save ``fig`` atomically in each format; returns the paths written.
 
+    ``path`` names the files without their extension (``out/run_tau=0.5`` gives
+    ``out/run_tau=0.5.png``); an extension naming a supported format is dropped first
+    (``out/fig.png`` gives ``out/fig.png`` and ``out/fig.pdf``).
+
     Raises
     ------
     TypeError
@@ -383,9 +387,12 @@ def save_figure(
         raise ValueError(
             f"formats must name at least one of {sorted(supported)}; got {describe(formats)}"
         )
+    base = Path(path)
+    if base.suffix[1:].lower() in supported:
+        base = base.with_suffix("")
     out = []
     for fmt in formats:
-        target = Path(path).with_suffix("." + fmt)
+        target = base.with_name(f"{base.name}.{fmt}")
         with atomic_path(target) as tmp:
             fig.savefig(tmp, format=fmt)
         out.append(target)

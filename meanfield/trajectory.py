@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-from meanfield._io import atomic_write_bytes
+from meanfield._io import atomic_write_bytes, to_json
 from meanfield._validation import as_float_array, check_index, describe
 from meanfield.measure import ParticleMeasure, RNGLike
 
@@ -49,25 +49,6 @@ def _package_version() -> str:
     import meanfield  # lazy: meanfield/__init__ may import this module
 
     return str(getattr(meanfield, "__version__", "unknown"))
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"value of type {type(obj).__name__} is not JSON-serialisable")
-
-
-def to_json(obj: Any) -> str:
-    """Serialise ``obj`` to JSON, converting numpy scalars/arrays and paths."""
-    return json.dumps(obj, default=_json_default, sort_keys=True)
 
 
 def describe_rng(rng: RNGLike | np.random.RandomState) -> Any:
@@ -386,8 +367,9 @@ class Trajectory:
 
         The arrays ``times, thetas, masses, risks, steps`` (and ``teacher_theta``,
         ``teacher_masses`` when there is a teacher) are stored as such; everything else
-        is one JSON string in the array ``metadata``.  The file loads with
-        ``numpy.load(path, allow_pickle=False)``.
+        is one JSON string in the array ``metadata``, which also lists the array names
+        (so that :meth:`load` detects a damaged member name, which no zip checksum
+        covers).  The file loads with ``numpy.load(path, allow_pickle=False)``.
 
         Parameters
         ----------
@@ -408,11 +390,12 @@ class Trajectory:
             "masses": self.masses,
             "risks": self.risks if self.risks is not None else np.empty(0),
             "steps": self.steps if self.steps is not None else np.empty(0, dtype=np.int64),
-            "metadata": np.array(to_json(self._metadata())),
         }
         if self.teacher is not None:
             arrays["teacher_theta"] = self.teacher.theta
             arrays["teacher_masses"] = self.teacher.masses
+        meta = {**self._metadata(), "arrays": sorted(arrays)}
+        arrays["metadata"] = np.array(to_json(meta))
         buf = io.BytesIO()
         np.savez(buf, **arrays)  # type: ignore[arg-type]
         return atomic_write_bytes(target, buf.getvalue())
@@ -443,12 +426,26 @@ class Trajectory:
 
     @classmethod
     def _read(cls, fh: Any, path: str | os.PathLike[str]) -> Trajectory:
+        # numpy reads a member only as far as its .npy header says, which skips the zip
+        # CRC check when a damaged header claims fewer bytes: check every CRC first.
+        with zipfile.ZipFile(fh) as archive:
+            bad = archive.testzip()
+        if bad is not None:
+            raise ValueError(f"{path} is corrupted: member {bad!r} fails its CRC check")
+        fh.seek(0)
         with np.load(fh, allow_pickle=False) as data:
             if not isinstance(data, np.lib.npyio.NpzFile) or "metadata" not in data.files:
                 raise ValueError(f"{path} is not a meanfield trajectory (no 'metadata' array)")
             meta = json.loads(str(data["metadata"][()]))
             if not isinstance(meta, dict):
                 raise ValueError(f"{path} has metadata that is not a JSON object")
+            # member names are not covered by any checksum: the metadata lists them
+            stored = sorted(f for f in data.files if f != "metadata")
+            if "arrays" in meta and stored != sorted(meta["arrays"]):
+                raise ValueError(
+                    f"{path} is corrupted: it holds the arrays {stored}, its metadata lists "
+                    f"{sorted(meta['arrays'])}"
+                )
             if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
                 raise ValueError(
                     f"{path} has format {meta.get('format')!r} version "

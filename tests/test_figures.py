@@ -101,3 +101,24 @@ def test_editing_a_shared_helper_makes_every_figure_due(scripts):
     (scripts / "_helpers.py").write_text("X = 2\n")
     run_figures(scripts, quick=True, verbose=False)
     assert calls(out) == ["alpha", "beta", "alpha", "beta"]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("run_tau=0.5", ["run_tau=0.5.png", "run_tau=0.5.pdf"]),
+     ("fig.png", ["fig.png", "fig.pdf"]),
+     ("fig.PDF", ["fig.png", "fig.pdf"]),
+     ("v1.2.final", ["v1.2.final.png", "v1.2.final.pdf"])],
+)
+def test_save_figure_keeps_dotted_names(tmp_path, name, expected) -> None:
+    """A dot in the name is not an extension to replace (only a format's own suffix is)."""
+    import matplotlib.pyplot as plt
+
+    from meanfield.plotting import save_figure
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    files = save_figure(fig, tmp_path / name)
+    plt.close(fig)
+    assert [f.name for f in files] == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(expected)
