@@ -630,7 +630,8 @@ KNOWN: list[tuple[str, str, str]] = [
 def known_bug(case_name: str, kind: str) -> str | None:
     """The PENDING key of a known bug this (case, corrupted parameter) hits, if any."""
     for case_pat, kind_pat, key in KNOWN:
-        if key in PENDING and fnmatch.fnmatchcase(case_name, case_pat) and fnmatch.fnmatchcase(kind, kind_pat):
+        hit = fnmatch.fnmatchcase(case_name, case_pat) and fnmatch.fnmatchcase(kind, kind_pat)
+        if hit and key in PENDING:
             return key
     return None
 
