@@ -174,3 +174,23 @@ def test_value_is_elementwise(name, u):
     grid = np.array([[u, -u], [2 * u, 0.5]])
     np.testing.assert_array_equal(act(grid)[0, 1], act(np.array([-u]))[0])
     np.testing.assert_array_equal(act.derivative(grid)[1, 0], act.derivative(np.array([2 * u]))[0])
+
+
+@given(
+    st.lists(bounded_floats(5.0), min_size=3, max_size=3),
+    st.floats(0.1, 3.0),
+    st.integers(0, 2**32 - 1),
+)
+def test_opposite_relu_pairs_add_a_linear_function(row, a, seed):
+    """relu(u·x̃) − relu(−u·x̃) = u·x̃: a pair (a, u), (−a, −u) adds a·u·x̃ to the network.
+
+    This is why the ReLU minimisers of F form a continuum (docs/optimality.rst).
+    """
+    from meanfield.measure import ParticleMeasure
+    from meanfield.network import output
+
+    u = np.array(row)
+    x = np.random.default_rng(seed).standard_normal((50, 2))
+    pair = ParticleMeasure(np.array([[a, *u], [-a, *(-u)]]), np.array([0.5, 0.5]))
+    linear = 0.5 * a * (x @ u[:2] + u[2])
+    np.testing.assert_allclose(output(pair, x), linear, rtol=1e-12, atol=1e-12)
