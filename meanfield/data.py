@@ -136,18 +136,9 @@ class Teacher(Target):
         return self.measure.d
 
     def __call__(self, x: ArrayLike) -> NDArray[np.floating]:
-        r"""Evaluate f_ν at the inputs.
+        r"""Evaluate f_ν at inputs ``(..., n, d)``: values ``(..., n)``.
 
         .. math:: y(x_k) = f_\nu(x_k)
-
-        Parameters
-        ----------
-        x : array_like, shape (..., n, d)
-            Inputs.
-
-        Returns
-        -------
-        ndarray, shape (..., n)
         """
         return output(self.measure, x, activation=self.activation)
 
@@ -176,18 +167,9 @@ class CallableTarget(Target):
             object.__setattr__(self, "d", check_int("d", self.d))
 
     def __call__(self, x: ArrayLike) -> NDArray[np.floating]:
-        r"""Evaluate the wrapped function and check its shape and finiteness.
+        r"""Evaluate the wrapped function at inputs ``(..., n, d)``: values ``(..., n)``.
 
         .. math:: y(x_k) = \mathrm{function}(x)_k
-
-        Parameters
-        ----------
-        x : array_like, shape (..., n, d)
-            Inputs.
-
-        Returns
-        -------
-        ndarray, shape (..., n)
 
         Raises
         ------

@@ -170,14 +170,19 @@ def record_schedule(
 
 
 # -- the velocity -----------------------------------------------------------------------
-def _check_estimator(measure: ParticleMeasure, estimator: VelocityEstimator) -> None:
+def _check_start(measure: Any, source: Any, name: str, kind: type[Any]) -> None:
+    """Check the start of a run: ``measure`` is a ParticleMeasure, and what drives the run.
+
+    ``source`` (parameter ``name``: a flow's estimator, SGD's stream) must be a ``kind``
+    with the measure's input dimension d.
+    """
     if not isinstance(measure, ParticleMeasure):
         raise TypeError(f"measure must be a ParticleMeasure; got {describe(measure)}")
-    if not isinstance(estimator, VelocityEstimator):
-        raise TypeError(f"estimator must be a VelocityEstimator; got {describe(estimator)}")
-    if estimator.d != measure.d:
+    if not isinstance(source, kind):
+        raise TypeError(f"{name} must be a {kind.__name__}; got {describe(source)}")
+    if source.d != measure.d:
         raise ValueError(
-            f"estimator has input dimension d={estimator.d} but the measure has d={measure.d}"
+            f"{name} has input dimension d={source.d} but the measure has d={measure.d}"
         )
 
 
@@ -329,7 +334,7 @@ def euler(
         If a position or a recorded risk becomes non-finite; ``.trajectory`` holds the
         run up to the last finite state.
     """
-    _check_estimator(measure, estimator)
+    _check_start(measure, estimator, "estimator", VelocityEstimator)
     eta = check_positive("step", step)
     lam = check_positive("weight_decay", weight_decay, allow_zero=True)
     if (t_end is None) == (n_steps is None):
@@ -506,7 +511,7 @@ def integrate(
         integrate: the run would never finish); ``.trajectory`` holds the run up to the
         last finite state.
     """
-    _check_estimator(measure, estimator)
+    _check_start(measure, estimator, "estimator", VelocityEstimator)
     t_end = check_positive("t_end", t_end)
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}; got {method!r}")

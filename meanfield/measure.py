@@ -230,9 +230,10 @@ class ParticleMeasure:
         Raises
         ------
         ValueError
-            If the measure has no ensemble axis or ``index`` is out of range.
+            If :attr:`batch_shape` is ``()``, or ``index`` has more entries than
+            :attr:`batch_shape` or one out of its range.
         TypeError
-            If ``index`` does not hold integers.
+            If an entry of ``index`` is not an integer.
         """
         idx = check_index(index, self.batch_shape)
         return ParticleMeasure(self._theta[idx], self._masses[idx])
@@ -316,28 +317,31 @@ def spawn_rngs(rng: RNGLike, n: int) -> list[np.random.Generator]:
 
 
 def _draw(
-    transform: Callable[[NDArray[np.floating]], NDArray[np.floating]],
+    from_normals: Callable[[NDArray[np.floating], float], NDArray[np.floating]],
+    name: str,
+    value: float,
     m: int,
     d: int,
     runs: int | None,
     rng: RNGLike,
-    size: tuple[str, float],
 ) -> ParticleMeasure:
-    """Sample standard normals of shape (m, d+2) per run and map them to positions.
+    """Draw a law: validate its scale parameter, map standard normals (m, d+2) per run.
 
-    ``size`` is the law's (name, value) of its scale parameter, for the error raised
-    when the positions overflow float64.
+    ``name`` and ``value`` are the law's positive scale parameter (``"std"``,
+    ``"radius"`` or ``"scale"``), passed to ``from_normals(z, value)``; they also name
+    the parameter in the error raised when the positions overflow float64.
     """
+    value = check_positive(name, value)
     m = check_int("m", m)
     d = check_int("d", d)
     with np.errstate(over="ignore", invalid="ignore"):
         if runs is None:
-            theta = transform(as_generator(rng).standard_normal((m, d + 2)))
+            theta = from_normals(as_generator(rng).standard_normal((m, d + 2)), value)
         else:
             gens = spawn_rngs(rng, check_int("runs", runs))
-            theta = np.stack([transform(g.standard_normal((m, d + 2))) for g in gens])
+            theta = np.stack([from_normals(g.standard_normal((m, d + 2)), value) for g in gens])
     if not np.all(np.isfinite(theta)):
-        raise ValueError(f"{size[0]}={size[1]!r} is too large: the positions overflow float64")
+        raise ValueError(f"{name}={value!r} is too large: the positions overflow float64")
     return ParticleMeasure(theta)
 
 
@@ -371,6 +375,7 @@ def gaussian_from_normals(z: NDArray[np.floating], std: float) -> NDArray[np.flo
     Returns
     -------
     ndarray, shape (..., m, d+2)
+        ``std * z``.
     """
     return std * z
 
@@ -390,6 +395,7 @@ def sphere_from_normals(z: NDArray[np.floating], radius: float) -> NDArray[np.fl
     Returns
     -------
     ndarray, shape (..., m, d+2)
+        Rows of norm r.
     """
     return _normalise(z, radius)
 
@@ -421,6 +427,7 @@ def notebook_sphere_from_normals(z: NDArray[np.floating], radius: float) -> NDAr
     Returns
     -------
     ndarray, shape (..., m, d+2)
+        Rows ``[a, w, b]`` with a = z_a and ‖(w, b)‖ = R (float64 for integer ``z``).
     """
     out = np.array(z, copy=True)
     if out.dtype.kind != "f":
@@ -446,6 +453,7 @@ def balanced_from_normals(z: NDArray[np.floating], scale: float) -> NDArray[np.f
     Returns
     -------
     ndarray, shape (..., m, d+2)
+        Rows with |a| = ‖(w, b)‖ = s.
     """
     out = z.copy()
     out[..., 1:] = _normalise(z[..., 1:], scale)
@@ -477,8 +485,7 @@ def gaussian(
     ParticleMeasure
         Positions of shape ``(m, d+2)`` or ``(runs, m, d+2)``.
     """
-    std = check_positive("std", std)
-    return _draw(lambda z: gaussian_from_normals(z, std), m, d, runs, rng, ("std", std))
+    return _draw(gaussian_from_normals, "std", std, m, d, runs, rng)
 
 
 def sphere(
@@ -494,17 +501,15 @@ def sphere(
         Width and input dimension.
     radius : float, default 1.0
         Radius r > 0.
-    runs : int, optional
-        Ensemble size (see :func:`gaussian`).
-    rng : int, Generator or SeedSequence, optional
-        Source of randomness.
+    runs, rng
+        Ensemble size and source of randomness, as in :func:`gaussian`.
 
     Returns
     -------
     ParticleMeasure
+        Positions on the sphere of radius r, uniform masses.
     """
-    radius = check_positive("radius", radius)
-    return _draw(lambda z: sphere_from_normals(z, radius), m, d, runs, rng, ("radius", radius))
+    return _draw(sphere_from_normals, "radius", radius, m, d, runs, rng)
 
 
 def notebook_sphere(
@@ -524,18 +529,15 @@ def notebook_sphere(
         Width and input dimension.
     radius : float, default 0.05
         Radius R > 0 of the (w, b) sphere (the notebook's ``small_sphere(0.05)``).
-    runs : int, optional
-        Ensemble size (see :func:`gaussian`).
-    rng : int, Generator or SeedSequence, optional
-        Source of randomness.
+    runs, rng
+        Ensemble size and source of randomness, as in :func:`gaussian`.
 
     Returns
     -------
     ParticleMeasure
+        Positions with ‖(wᵢ, bᵢ)‖ = R, uniform masses.
     """
-    radius = check_positive("radius", radius)
-    size = ("radius", radius)
-    return _draw(lambda z: notebook_sphere_from_normals(z, radius), m, d, runs, rng, size)
+    return _draw(notebook_sphere_from_normals, "radius", radius, m, d, runs, rng)
 
 
 def balanced(
@@ -553,17 +555,15 @@ def balanced(
         Width and input dimension.
     scale : float, default 1.0
         Common norm of a and (w, b).
-    runs : int, optional
-        Ensemble size (see :func:`gaussian`).
-    rng : int, Generator or SeedSequence, optional
-        Source of randomness.
+    runs, rng
+        Ensemble size and source of randomness, as in :func:`gaussian`.
 
     Returns
     -------
     ParticleMeasure
+        Positions with |aᵢ| = ‖(wᵢ, bᵢ)‖ = scale, uniform masses.
     """
-    scale = check_positive("scale", scale)
-    return _draw(lambda z: balanced_from_normals(z, scale), m, d, runs, rng, ("scale", scale))
+    return _draw(balanced_from_normals, "scale", scale, m, d, runs, rng)
 
 
 def notebook_teacher(m0: int = 4, d: int = 2, *, rng: RNGLike = None) -> ParticleMeasure:

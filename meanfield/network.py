@@ -87,6 +87,21 @@ def _preactivation(theta: NDArray[np.floating], x: NDArray[np.floating]) -> NDAr
     return x @ np.swapaxes(theta[..., 1:-1], -1, -2) + theta[..., None, :, -1]
 
 
+def _checked_preactivation(
+    theta: ArrayLike | ParticleMeasure, x: ArrayLike, activation: str | Activation
+) -> tuple[NDArray[np.floating], NDArray[np.floating], Activation, NDArray[np.floating]]:
+    """Validate θ, x and σ; return them with the pre-activations u = w·x + b, ``(..., n, m)``.
+
+    ``u`` is not checked for overflow: each caller checks its own result with
+    :func:`_finite`.
+    """
+    th, xx = _checked_pair(theta, x)
+    sigma = get_activation(activation)
+    with np.errstate(over="ignore", invalid="ignore"):
+        u = _preactivation(th, xx)
+    return th, xx, sigma, u
+
+
 def preactivation(theta: ArrayLike | ParticleMeasure, x: ArrayLike) -> NDArray[np.floating]:
     r"""Compute the pre-activations uᵢ(x) = wᵢ·x + bᵢ.
 
@@ -95,7 +110,7 @@ def preactivation(theta: ArrayLike | ParticleMeasure, x: ArrayLike) -> NDArray[n
     Parameters
     ----------
     theta : array_like, shape (..., m, d+2), or ParticleMeasure
-        Particles.
+        Particles (only w and b are read).
     x : array_like, shape (..., n, d)
         Inputs.
 
@@ -135,10 +150,8 @@ def feature(
     For ReLU, φ(λθ, x) = λ²φ(θ, x) for λ > 0 (Chizat & Bach 2018, §3.3); for the
     other activations φ is linear in ``a`` only.
     """
-    th, xx = _checked_pair(theta, x)
-    sigma = get_activation(activation)
+    th, _, sigma, u = _checked_preactivation(theta, x, activation)
     with np.errstate(over="ignore", invalid="ignore"):
-        u = _preactivation(th, xx)
         return _finite(th[..., None, :, 0] * sigma.value(u), "feature a σ(w·x + b)")
 
 
@@ -154,22 +167,16 @@ def feature_grad(
 
     Parameters
     ----------
-    theta : array_like, shape (..., m, d+2), or ParticleMeasure
-        Particles.
-    x : array_like, shape (..., n, d)
-        Inputs.
-    activation : str or Activation, default "relu"
-        σ.
+    theta, x, activation
+        As in :func:`feature`.
 
     Returns
     -------
     ndarray, shape (..., n, m, d+2)
         Entry ``[..., k, i, :]`` is ∇_θφ(θᵢ, x_k).
     """
-    th, xx = _checked_pair(theta, x)
-    sigma = get_activation(activation)
+    th, xx, sigma, u = _checked_preactivation(theta, x, activation)
     with np.errstate(over="ignore", invalid="ignore"):
-        u = _preactivation(th, xx)
         s = sigma.value(u)
         g = th[..., None, :, 0] * sigma.derivative(u)  # a σ'(u), (..., n, m)
         shape = (*np.broadcast_shapes(u.shape, (*xx.shape[:-1], 1)), th.shape[-1])
@@ -208,11 +215,9 @@ def output(
     """
     if not isinstance(measure, ParticleMeasure):
         raise TypeError(f"measure must be a ParticleMeasure; got {describe(measure)}")
-    th, xx = _checked_pair(measure, x)
-    sigma = get_activation(activation)
+    th, _, sigma, u = _checked_preactivation(measure, x, activation)
     # σ(u) @ (p a): the same arithmetic as the estimators' residuals, so that a student
     # equal to its teacher has residuals exactly 0.
     with np.errstate(over="ignore", invalid="ignore"):
-        u = _preactivation(th, xx)
         f = (sigma.value(u) @ (measure.masses * th[..., 0])[..., :, None])[..., 0]
     return _finite(f, "output f_μ(x)")

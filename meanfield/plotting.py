@@ -96,6 +96,36 @@ def _check_teacher(teacher: Any, d: int) -> None:
         raise ValueError(f"teacher has input dimension d={teacher.d} but thetas has d={d}")
 
 
+def _snapshots(
+    thetas: ArrayLike, teacher: Any, *, single: bool = True, d: int | None = None
+) -> NDArray[np.floating]:
+    """Validate the snapshots ``(T, m, d+2)`` of one run and the teacher drawn with them.
+
+    ``single``: one snapshot ``(m, d+2)`` is read as T = 1.  The dimension must be
+    d ≥ 2, or exactly ``d`` if given.
+    """
+    if single:
+        th = as_float_array("thetas", thetas, min_ndim=2)
+        th = th[None] if th.ndim == 2 else th
+    else:
+        th = as_float_array("thetas", thetas, ndim=3)
+    ok = th.shape[-1] >= 4 if d is None else th.shape[-1] == d + 2
+    if th.ndim != 3 or not ok or 0 in th.shape:
+        want = "(T, m, d+2) with d >= 2" if d is None else f"(T, m, {d + 2}) (d = {d})"
+        raise ValueError(f"thetas must have shape {want}; got {th.shape}")
+    _check_teacher(teacher, th.shape[-1] - 2)
+    return th
+
+
+def _finish(ax: Any, title: str | None, legend_loc: str, **labels: str) -> Any:
+    """Set the axis labels, the title (if any) and the legend of a particle plot."""
+    ax.set(**labels)
+    if title:
+        ax.set_title(title)
+    ax.legend(loc=legend_loc)
+    return ax
+
+
 def _teacher_rays(ax: Axes, teacher: ParticleMeasure, lim: float) -> None:
     """Teacher points a*·w* (red) and the rays from 0 through them, as in the notebook."""
     c = effective_coordinates(teacher.theta)[..., :2].reshape(-1, 2)
@@ -138,12 +168,7 @@ def plot_particles(
     -------
     matplotlib Axes
     """
-    th = as_float_array("thetas", thetas, min_ndim=2)
-    if th.ndim == 2:
-        th = th[None]
-    if th.ndim != 3 or th.shape[-1] < 4 or 0 in th.shape:
-        raise ValueError(f"thetas must have shape (T, m, d+2) with d >= 2; got {th.shape}")
-    _check_teacher(teacher, th.shape[-1] - 2)
+    th = _snapshots(thetas, teacher)
     lim = check_positive("lim", lim)
     c = effective_coordinates(th)[..., :2]
     if ax is None:
@@ -157,12 +182,7 @@ def plot_particles(
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
-    ax.set_xlabel(r"$(a w)_1$")
-    ax.set_ylabel(r"$(a w)_2$")
-    if title:
-        ax.set_title(title)
-    ax.legend(loc="lower left")
-    return ax
+    return _finish(ax, title, "lower left", xlabel=r"$(a w)_1$", ylabel=r"$(a w)_2$")
 
 
 def plot_effective_3d(
@@ -189,12 +209,7 @@ def plot_effective_3d(
     -------
     matplotlib Axes (3-D)
     """
-    th = as_float_array("thetas", thetas, min_ndim=2)
-    if th.ndim == 2:
-        th = th[None]
-    if th.ndim != 3 or th.shape[-1] != 4 or 0 in th.shape:
-        raise ValueError(f"thetas must have shape (T, m, 4) (d = 2); got {th.shape}")
-    _check_teacher(teacher, 2)
+    th = _snapshots(thetas, teacher, d=2)
     c = effective_coordinates(th)
     fig = fig if fig is not None else plt.figure()
     ax = fig.add_subplot(projection="3d")
@@ -209,13 +224,8 @@ def plot_effective_3d(
         ax.scatter(
             ct[:, 0], ct[:, 1], ct[:, 2], s=80, color=TEACHER_COLOR, alpha=0.5, label="teacher c*"
         )
-    ax.set_xlabel(r"$a w_1$")
-    ax.set_ylabel(r"$a w_2$")
-    ax.set_zlabel(r"$a b$")
-    if title:
-        ax.set_title(title)
-    ax.legend(loc="upper left")
-    return ax
+    labels = {"xlabel": r"$a w_1$", "ylabel": r"$a w_2$", "zlabel": r"$a b$"}
+    return _finish(ax, title, "upper left", **labels)
 
 
 def plot_risk(
@@ -305,10 +315,7 @@ def animate_particles(
     """
     from meanfield._io import atomic_path
 
-    th = as_float_array("thetas", thetas, ndim=3)
-    if th.shape[-1] < 4 or 0 in th.shape:
-        raise ValueError(f"thetas must have shape (T, m, d+2) with d >= 2; got {th.shape}")
-    _check_teacher(teacher, th.shape[-1] - 2)
+    th = _snapshots(thetas, teacher, single=False)
     lim = check_positive("lim", lim)
     fps = check_int("fps", fps)
     if not isinstance(path, str | os.PathLike):

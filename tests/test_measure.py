@@ -10,12 +10,15 @@ from hypothesis import strategies as st
 from meanfield.measure import (
     ParticleMeasure,
     balanced,
+    balanced_from_normals,
     gaussian,
+    gaussian_from_normals,
     notebook_sphere,
     notebook_sphere_from_normals,
     notebook_teacher,
     spawn_rngs,
     sphere,
+    sphere_from_normals,
 )
 from tests.strategies import dims, float_arrays, mass_vectors, seeds, widths
 
@@ -27,39 +30,9 @@ LAWS = {
 }
 
 
-# -- the notebook, transcribed -------------------------------------------------------
-# The notebook's ``Neuron``/``Network`` construction, verbatim except that the global
-# ``np.random`` is replaced by an explicit legacy RandomState and ``d`` is a parameter.
-class NotebookNeuron:
-    def __init__(self, rs: np.random.RandomState, d: int):
-        a = rs.normal()
-        w = rs.normal(size=d)
-        b = rs.normal()
-        norm = np.linalg.norm(np.concatenate([np.array([b]), w]), 2)
-        self.a = a
-        self.w = w / norm
-        self.b = b / norm
-
-    def set_weights(self, a, w, b):
-        self.a = a
-        self.w = w.copy()
-        self.b = b
-
-
-class NotebookNetwork:
-    def __init__(self, width: int, rs: np.random.RandomState, d: int):
-        self.width = width
-        self.neurons = [NotebookNeuron(rs, d) for i in range(width)]
-
-    def small_sphere(self, R):
-        for nr in self.neurons:
-            norm = 1.0 / R * np.linalg.norm(np.concatenate([np.array([nr.b]), nr.w]), 2)
-            nr.set_weights(nr.a, nr.w / norm, nr.b / norm)
-
-    def rows(self) -> np.ndarray:
-        return np.array([np.concatenate([[n.a], n.w, [n.b]]) for n in self.neurons])
-
-
+# -- the notebook's draws ------------------------------------------------------------
+# (notebook_sphere_from_normals against the notebook's own Neuron/Network construction:
+# tests/test_notebook.py, which holds the one transcription of the notebook.)
 def test_legacy_randomstate_block_draws_equal_sequential_draws():
     # The notebook draws a=normal(), w=normal(size=d), b=normal() per neuron; legacy
     # RandomState's Gaussian stream (polar method with a cached second value) is the
@@ -71,33 +44,6 @@ def test_legacy_randomstate_block_draws_equal_sequential_draws():
             rs = np.random.RandomState(seed)
             seq = np.array([[rs.normal(), *rs.normal(size=d), rs.normal()] for _ in range(7)])
             np.testing.assert_array_equal(block, seq)
-
-
-def test_notebook_teacher_and_student_draws_are_bitwise_the_notebooks():
-    # np.random.seed(18); gen_net = Network(4); net = Network(20); net.small_sphere(0.05)
-    rs = np.random.RandomState(18)
-    teacher = NotebookNetwork(4, rs, d=2).rows()
-    student_net = NotebookNetwork(20, rs, d=2)
-    student_net.small_sphere(0.05)
-    student = student_net.rows()
-
-    rs2 = np.random.RandomState(18)
-    z_teacher = rs2.normal(size=(4, 4))
-    z_student = rs2.normal(size=(20, 4))
-    np.testing.assert_array_equal(notebook_sphere_from_normals(z_teacher, 1.0), teacher)
-    np.testing.assert_array_equal(notebook_sphere_from_normals(z_student, 0.05), student)
-
-
-@given(seed=st.integers(0, 2**31 - 1), d=dims, m=widths, radius=st.sampled_from([1.0, 0.05, 3.0]))
-def test_notebook_sphere_from_normals_replays_notebook_for_any_seed(seed, d, m, radius):
-    net = NotebookNetwork(m, np.random.RandomState(seed), d)
-    if radius != 1.0:
-        net.small_sphere(radius)
-    z = np.random.RandomState(seed).normal(size=(m, d + 2))
-    got = notebook_sphere_from_normals(z, radius)
-    np.testing.assert_array_equal(got, net.rows())
-    np.testing.assert_array_equal(got[:, 0], z[:, 0])  # a is untouched
-    np.testing.assert_allclose(np.linalg.norm(got[:, 1:], axis=1), radius, rtol=1e-14)
 
 
 def test_notebook_teacher_law():
@@ -218,6 +164,24 @@ def test_balanced_law():
     # both signs of a, about evenly
     frac_pos = np.mean(mu.a > 0)
     assert abs(frac_pos - 0.5) < 5 * 0.5 / np.sqrt(4000)
+
+
+@pytest.mark.parametrize(
+    ("law", "from_normals", "name", "value"),
+    [
+        (gaussian, gaussian_from_normals, "std", 0.7),
+        (sphere, sphere_from_normals, "radius", 2.0),
+        (notebook_sphere, notebook_sphere_from_normals, "radius", 0.05),
+        (balanced, balanced_from_normals, "scale", 1.5),
+    ],
+)
+@given(seed=seeds, m=widths, d=dims)
+def test_each_law_maps_the_generators_standard_normals(law, from_normals, name, value, seed, m, d):
+    # The contract of the *_from_normals maps (paper_figures/_studies.py draws its
+    # students as map(standard normals)): a law is its map of one (m, d+2) block.
+    z = np.random.default_rng(seed).standard_normal((m, d + 2))
+    got = law(m, d, rng=seed, **{name: value}).theta
+    np.testing.assert_array_equal(got, from_normals(z, value))
 
 
 # -- ensembles -----------------------------------------------------------------

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from meanfield.activations import get_activation
-from meanfield.measure import ParticleMeasure, notebook_sphere_from_normals, notebook_teacher
+from meanfield.measure import ParticleMeasure
 from meanfield.network import check_theta, feature, feature_grad, output, preactivation
 from tests.strategies import (
     ACTIVATION_NAMES,
@@ -35,57 +35,9 @@ def loop_feature(theta, x, name):
     return out
 
 
-# -- the notebook's network, transcribed ---------------------------------------------
-def relu(x):
-    if x >= 0:
-        return x
-    return 0.0
-
-
-class Neuron:
-    """The notebook's ``Neuron`` with given weights (``set_weights``) and ``forward``."""
-
-    def __init__(self, a, w, b):
-        self.a = a
-        self.w = w.copy()
-        self.b = b
-
-    def forward(self, x):
-        return self.a * relu(self.w.dot(x) + self.b)
-
-
-class Network:
-    def __init__(self, neurons):
-        self.width = len(neurons)
-        self.neurons = neurons
-
-    def output(self, x):
-        return np.mean([n.forward(x) for n in self.neurons])
-
-
-def test_output_of_notebook_teacher_equals_notebook_output():
-    # np.random.seed(18); gen_net = Network(4); later gen_net.gen_sample(s) draws
-    # X = np.random.normal(size=(s, d)) and Y[i] = gen_net.output(X[i]).
-    rs = np.random.RandomState(18)
-    theta = notebook_sphere_from_normals(rs.normal(size=(4, 4)), 1.0)
-    teacher = Network([Neuron(r[0], r[1:3], r[3]) for r in theta])
-    X = rs.normal(size=(300, 2))
-    Y = np.array([teacher.output(X[i]) for i in range(X.shape[0])])
-    nu = ParticleMeasure(theta)
-    np.testing.assert_allclose(output(nu, X), Y, rtol=1e-13, atol=1e-15)
-    assert np.count_nonzero(Y) > 100  # the comparison is not vacuous
-
-
-@given(seed=st.integers(0, 2**31 - 1), m0=st.integers(1, 6))
-def test_output_of_notebook_teacher_law_equals_notebook_output(seed, m0):
-    nu = notebook_teacher(m0, 2, rng=seed)
-    teacher = Network([Neuron(r[0], r[1:3], r[3]) for r in nu.theta])
-    X = np.random.default_rng(seed + 1).standard_normal((20, 2))
-    Y = np.array([teacher.output(x) for x in X])
-    np.testing.assert_allclose(output(nu, X), Y, rtol=1e-13, atol=1e-15)
-
-
 # -- shapes and reference values --------------------------------------------------
+# (f_μ against the notebook's own Network.output: tests/test_notebook.py, which holds
+# the one transcription of the notebook.)
 @pytest.mark.parametrize("name", ACTIVATION_NAMES)
 @given(data=theta_and_x())
 def test_feature_matches_loop_reference(name, data):

@@ -1,17 +1,26 @@
 """The toolkit against a direct, loop-based transcription of the user's notebook.
 
 The classes below copy ``shared/seed/notebook.txt`` (``Neuron``, ``Network``: ``grad``,
-``batch_step``, ``sgd_train``, ``gen_sample``) line by line, with one change: the
-global ``np.random`` calls go to an explicit ``RandomState`` passed in.
+``batch_step``, ``sgd_train``, ``gen_sample``) line by line, with two changes: the
+global ``np.random`` calls go to an explicit ``RandomState`` passed in, and the global
+input dimension ``d`` is a parameter (the notebook's 2 by default).  This is the one
+transcription of the notebook in the tests: the initialisation laws
+(:mod:`meanfield.measure`), the network (:mod:`meanfield.network`) and the dynamics are
+all checked against it here.
 """
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from meanfield import ParticleMeasure, notebook_frame_sizes
+from meanfield.measure import notebook_sphere_from_normals, notebook_teacher
+from meanfield.network import output
 from meanfield.notebook import NOTEBOOK, notebook_initial, notebook_run, notebook_stream
 from meanfield.sgd import sgd, step_from_tau
 from meanfield.streams import ArrayStream
+from tests.strategies import dims, widths
 
 D = 2
 
@@ -29,9 +38,9 @@ def drelu(x):
 
 
 class Neuron:
-    def __init__(self, rs):
+    def __init__(self, rs, d=D):
         a = rs.normal()
-        w = rs.normal(size=D)
+        w = rs.normal(size=d)
         b = rs.normal()
         norm = np.linalg.norm(np.concatenate([np.array([b]), w]), 2)
         self.a = a
@@ -48,10 +57,11 @@ class Neuron:
 
 
 class Network:
-    def __init__(self, width, rs):
+    def __init__(self, width, rs, d=D):
         self.rs = rs
         self.width = width
-        self.neurons = [Neuron(rs) for i in range(width)]
+        self.d = d
+        self.neurons = [Neuron(rs, d) for i in range(width)]
 
     def small_sphere(self, R):
         for nr in self.neurons:
@@ -74,7 +84,7 @@ class Network:
         ba = X.shape[0]
         Ga, Gw, Gb = (
             np.zeros((ba, self.width)),
-            np.zeros((ba, self.width, D)),
+            np.zeros((ba, self.width, self.d)),
             np.zeros((ba, self.width)),
         )
         for i in range(ba):
@@ -96,7 +106,7 @@ class Network:
                 self.batch_step(subX[s], subY[s], tau)
 
     def gen_sample(self, s):
-        X = self.rs.normal(size=(s, D))
+        X = self.rs.normal(size=(s, self.d))
         Y = np.zeros(s)
         for i in range(s):
             Y[i] = self.output(X[i])
@@ -114,6 +124,15 @@ def notebook_setup(seed=18):
     return rs, gen_net, net
 
 
+def network_with_weights(theta):
+    """The notebook's ``Network`` whose neurons are given the rows ``[a, w, b]`` of theta."""
+    net = Network(len(theta), np.random.RandomState(0), d=theta.shape[-1] - 2)
+    for nr, row in zip(net.neurons, theta, strict=True):
+        nr.set_weights(row[0], row[1:-1], row[-1])
+    return net
+
+
+# -- initialisation (meanfield.measure) ------------------------------------------------
 def test_initial_weights_match_the_notebook_bitwise():
     _, gen_net, net = notebook_setup()
     teacher, student, _ = notebook_initial(18)
@@ -121,6 +140,51 @@ def test_initial_weights_match_the_notebook_bitwise():
     np.testing.assert_array_equal(student.theta, net.theta())
     np.testing.assert_allclose(np.linalg.norm(student.theta[:, 1:], axis=1), 0.05, rtol=1e-14)
     np.testing.assert_allclose(np.linalg.norm(teacher.theta[:, 1:], axis=1), 1.0, rtol=1e-14)
+
+
+def test_notebook_teacher_and_student_draws_are_bitwise_the_notebooks():
+    # np.random.seed(18); gen_net = Network(4); net = Network(20); net.small_sphere(0.05)
+    _, gen_net, net = notebook_setup()
+    rs = np.random.RandomState(18)
+    z_teacher = rs.normal(size=(4, D + 2))
+    z_student = rs.normal(size=(20, D + 2))
+    np.testing.assert_array_equal(notebook_sphere_from_normals(z_teacher, 1.0), gen_net.theta())
+    np.testing.assert_array_equal(notebook_sphere_from_normals(z_student, 0.05), net.theta())
+
+
+@given(seed=st.integers(0, 2**31 - 1), d=dims, m=widths, radius=st.sampled_from([1.0, 0.05, 3.0]))
+def test_notebook_sphere_from_normals_replays_notebook_for_any_seed(seed, d, m, radius):
+    net = Network(m, np.random.RandomState(seed), d)
+    if radius != 1.0:
+        net.small_sphere(radius)
+    z = np.random.RandomState(seed).normal(size=(m, d + 2))
+    got = notebook_sphere_from_normals(z, radius)
+    np.testing.assert_array_equal(got, net.theta())
+    np.testing.assert_array_equal(got[:, 0], z[:, 0])  # a is untouched
+    np.testing.assert_allclose(np.linalg.norm(got[:, 1:], axis=1), radius, rtol=1e-14)
+
+
+# -- the network f_μ (meanfield.network) -----------------------------------------------
+def test_output_of_notebook_teacher_equals_notebook_output():
+    # np.random.seed(18); gen_net = Network(4); later gen_net.gen_sample(s) draws
+    # X = np.random.normal(size=(s, d)) and Y[i] = gen_net.output(X[i]).
+    _, gen_net, _ = notebook_setup()
+    X, Y = gen_net.gen_sample(300)
+    nu = ParticleMeasure(gen_net.theta())
+    np.testing.assert_allclose(output(nu, X), Y, rtol=1e-13, atol=1e-15)
+    assert np.count_nonzero(Y) > 100  # the comparison is not vacuous
+
+
+@given(seed=st.integers(0, 2**31 - 1), m0=st.integers(1, 6))
+def test_output_of_notebook_teacher_law_equals_notebook_output(seed, m0):
+    nu = notebook_teacher(m0, 2, rng=seed)
+    teacher = network_with_weights(nu.theta)
+    X = np.random.default_rng(seed + 1).standard_normal((20, 2))
+    Y = np.array([teacher.output(x) for x in X])
+    np.testing.assert_allclose(output(nu, X), Y, rtol=1e-13, atol=1e-15)
+
+
+# -- the dynamics (meanfield.sgd, meanfield.notebook) ----------------------------------
 
 
 def test_online_sgd_reproduces_batch_step_step_by_step():

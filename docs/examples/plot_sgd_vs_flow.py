@@ -73,16 +73,24 @@ for eta in (0.025, 0.0025):
 # eight runs and their range). On the mean-field time axis the curves lie on top of
 # each other: SGD with the notebook's step is a noisy discretisation of the same flow.
 
-fig, ax0 = plt.subplots(figsize=(7, 4.8), constrained_layout=True)
 keep = times > 0
+
+
+def plot_gd_and_sgd(ax, quantity, sgd_label=""):
+    """Draw ``quantity(trajectory)`` against t > 0: GD lines, SGD median and range."""
+    t = times[keep]
+    for eta, style in zip(gd, ("--", ":"), strict=True):
+        ax.loglog(t, quantity(gd[eta])[keep], "tab:green", ls=style, label=f"GD, η = {eta}")
+    for eta, color in zip(sgd, ("tab:orange", "tab:blue"), strict=True):
+        v = quantity(sgd[eta])[keep]  # (T, runs)
+        ax.fill_between(t, v.min(axis=1), v.max(axis=1), color=color, alpha=0.25, lw=0)
+        ax.loglog(t, np.median(v, axis=1), color=color, label=f"SGD, η = {eta}{sgd_label}")
+    ax.set_xlabel("mean-field time t")
+
+
+fig, ax0 = plt.subplots(figsize=(7, 4.8), constrained_layout=True)
 ax0.loglog(times[keep], flow.risks[keep], color="k", lw=2.5, label="exact flow (RK45)")
-for eta, style in zip(gd, ("--", ":"), strict=True):
-    ax0.loglog(times[keep], gd[eta].risks[keep], "tab:green", ls=style, label=f"GD, η = {eta}")
-for eta, color in zip(sgd, ("tab:orange", "tab:blue"), strict=True):
-    r = sgd[eta].risks[keep]
-    ax0.fill_between(times[keep], r.min(axis=1), r.max(axis=1), color=color, alpha=0.25, lw=0)
-    ax0.loglog(times[keep], np.median(r, axis=1), color=color, label=f"SGD, η = {eta} (8 runs)")
-ax0.set_xlabel("mean-field time t")
+plot_gd_and_sgd(ax0, lambda traj: traj.risks, sgd_label=" (8 runs)")
 ax0.set_ylabel(r"exact risk $F(\mu_t)$")
 ax0.set_title("risk on the mean-field time axis")
 ax0.legend()
@@ -106,19 +114,7 @@ def distance_to_flow(thetas):
 
 
 fig, ax1 = plt.subplots(figsize=(7, 4.8), constrained_layout=True)
-for eta, style in zip(gd, ("--", ":"), strict=True):
-    ax1.loglog(
-        times[keep],
-        distance_to_flow(gd[eta].thetas)[keep],
-        "tab:green",
-        ls=style,
-        label=f"GD, η = {eta}",
-    )
-for eta, color in zip(sgd, ("tab:orange", "tab:blue"), strict=True):
-    dist = distance_to_flow(sgd[eta].thetas)[keep]
-    ax1.fill_between(times[keep], dist.min(axis=1), dist.max(axis=1), color=color, alpha=0.25, lw=0)
-    ax1.loglog(times[keep], np.median(dist, axis=1), color=color, label=f"SGD, η = {eta}")
-ax1.set_xlabel("mean-field time t")
+plot_gd_and_sgd(ax1, lambda traj: distance_to_flow(traj.thetas))
 ax1.set_ylabel(r"$D(t)$, RMS distance of the particles to the flow")
 ax1.set_title("how far each run is from the exact flow")
 ax1.legend()
