@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "OverflowResultError",
     "as_float_array",
     "as_generator",
     "check_index",
@@ -22,6 +23,14 @@ __all__ = [
     "check_positive",
     "describe",
 ]
+
+
+class OverflowResultError(ValueError):
+    """Finite inputs gave a non-finite result: float64 overflowed.
+
+    A ``ValueError`` (the input is out of the representable range), told apart so that
+    a run can report it as a divergence of the dynamics rather than as bad input.
+    """
 
 
 def describe(value: Any) -> str:

@@ -40,7 +40,13 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import integrate as _sp_integrate
 from scipy import sparse
 
-from meanfield._validation import as_float_array, check_int, check_positive, describe
+from meanfield._validation import (
+    OverflowResultError,
+    as_float_array,
+    check_int,
+    check_positive,
+    describe,
+)
 from meanfield.data import Teacher
 from meanfield.measure import ParticleMeasure
 from meanfield.trajectory import Recorder, Trajectory, progress_bar, risk_from_estimator
@@ -225,7 +231,10 @@ def velocity_function(
     else:
 
         def base(theta: NDArray[np.floating]) -> NDArray[np.floating]:
-            return np.asarray(estimator.velocity(ParticleMeasure(theta, masses)))
+            try:
+                return np.asarray(estimator.velocity(ParticleMeasure(theta, masses)))
+            except OverflowResultError:  # reported as non-finite positions: a divergence
+                return np.full(theta.shape, np.inf)
 
     if lam == 0.0:
         return base

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from meanfield._validation import as_float_array, check_inputs, describe
+from meanfield._validation import OverflowResultError, as_float_array, check_inputs, describe
 from meanfield.activations import Activation, get_activation
 from meanfield.measure import ParticleMeasure
 
@@ -75,7 +75,7 @@ def _checked_pair(
 def _finite(result: NDArray[np.floating], what: str) -> NDArray[np.floating]:
     """Return ``result`` if it is finite, else raise: finite inputs overflowed float64."""
     if not np.all(np.isfinite(result)):
-        raise ValueError(
+        raise OverflowResultError(
             f"{what} overflowed float64 (non-finite result from finite theta and x); "
             "rescale theta or x"
         )

@@ -17,6 +17,7 @@ metadata string), written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import numbers
@@ -34,7 +35,7 @@ from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 from meanfield._io import atomic_write_bytes, to_json
-from meanfield._validation import as_float_array, check_index, describe
+from meanfield._validation import OverflowResultError, as_float_array, check_index, describe
 from meanfield.measure import ParticleMeasure, RNGLike
 
 __all__ = ["DivergenceError", "Trajectory", "describe_rng", "load_trajectory"]
@@ -508,10 +509,32 @@ def progress_bar(total: float | None, *, progress: bool | None, desc: str, unit:
 
 
 def risk_from_estimator(estimator: Any, masses: NDArray[np.floating]) -> RiskFunction:
-    """Adapt ``estimator.risk(measure)`` to a function of the positions."""
+    """Adapt ``estimator.risk(measure)`` to a function of the positions.
+
+    An estimator raises :class:`~meanfield._validation.OverflowResultError` rather than
+    return a risk that overflows float64; a run must instead see +inf in the replicas
+    concerned, to stop with a :class:`DivergenceError` that names them.  So, on that
+    error, each replica is evaluated alone (the others' positions set to 0, a finite
+    risk) and those that still overflow get +inf: one risk per replica, once, at the
+    divergence.
+    """
+
+    def evaluate(theta: NDArray[np.floating]) -> NDArray[np.floating]:
+        return np.asarray(estimator.risk(ParticleMeasure(theta, masses)), dtype=np.float64)
 
     def risk(theta: NDArray[np.floating]) -> NDArray[np.floating]:
-        return np.asarray(estimator.risk(ParticleMeasure(theta, masses)), dtype=np.float64)
+        try:
+            return evaluate(theta)
+        except OverflowResultError:
+            batch = np.broadcast_shapes(theta.shape[:-2], masses.shape[:-1])
+        out = np.full(batch, np.inf)
+        full = np.broadcast_to(theta, (*batch, *theta.shape[-2:]))
+        for idx in np.ndindex(*batch) if batch else ():
+            alone = np.zeros_like(full)
+            alone[idx] = full[idx]
+            with contextlib.suppress(OverflowResultError):
+                out[idx] = evaluate(alone)[idx]
+        return out
 
     return risk
 

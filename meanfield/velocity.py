@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -32,7 +31,7 @@ from meanfield._validation import as_float_array, check_inputs, describe
 from meanfield.activations import Activation, get_activation
 from meanfield.data import Target, as_target, evaluate_target
 from meanfield.measure import ParticleMeasure
-from meanfield.network import _preactivation, check_theta
+from meanfield.network import _finite, _preactivation, check_theta
 
 __all__ = [
     "SampleEstimator",
@@ -126,7 +125,16 @@ class VelocityEstimator(ABC):
         \hat v_\mu = -\nabla_\theta \hat J_\mu
 
     Subclasses implement :meth:`risk`, :meth:`first_variation` and
-    :meth:`grad_first_variation`; the rest follows.
+    :meth:`grad_first_variation`; the rest follows.  The docstrings of this class state
+    the contract once: a subclass's methods inherit them (and its class docstring gives
+    the formulas of its estimate).
+
+    Every method validates its arguments and raises ``TypeError`` when ``measure`` is
+    not a :class:`~meanfield.measure.ParticleMeasure` or ``theta`` is not an array of
+    real numbers, and ``ValueError`` when they do not match the estimator (input
+    dimension d, ensemble axes), when ``theta`` has a non-finite entry, or when the
+    result overflows float64 (e.g. positions near 1e300): it never returns a non-finite
+    value.
 
     Attributes
     ----------
@@ -178,6 +186,8 @@ class VelocityEstimator(ABC):
         Returns
         -------
         ndarray, shape ``batch_shape``
+            The measure's ensemble axes, broadcast with the estimator's own (those of a
+            sample or of a teacher).
         """
 
     @abstractmethod
@@ -193,7 +203,7 @@ class VelocityEstimator(ABC):
         measure : ParticleMeasure
             μ, positions ``(..., m, d+2)``.
         theta : array_like, shape (..., k, d+2), optional
-            Points; default: the particles of μ.
+            Points where J_μ is evaluated; default: the particles of μ.
 
         Returns
         -------
@@ -215,7 +225,7 @@ class VelocityEstimator(ABC):
         measure : ParticleMeasure
             μ, positions ``(..., m, d+2)``.
         theta : array_like, shape (..., k, d+2), optional
-            Points; default: the particles of μ.
+            Points where ∇J_μ is evaluated; default: the particles of μ.
 
         Returns
         -------
@@ -259,7 +269,8 @@ class VelocityEstimator(ABC):
         -------
         ndarray, shape (..., m, d+2)
         """
-        return measure.masses[..., None] * self.grad_first_variation(measure)
+        g = self.grad_first_variation(measure)  # validates measure before .masses is read
+        return measure.masses[..., None] * g
 
 
 class SampleEstimator(VelocityEstimator):
@@ -267,7 +278,15 @@ class SampleEstimator(VelocityEstimator):
 
     .. math::
         \hat F(\mu) = \frac1{2n}\sum_{k=1}^n (f_\mu(x_k) - y_k)^2, \qquad
-        \hat J_\mu(\theta) = \frac1n\sum_k (f_\mu(x_k) - y_k)\,\varphi(\theta, x_k)
+        \hat J_\mu(\theta) = \frac1n\sum_k (f_\mu(x_k) - y_k)\,\varphi(\theta, x_k),
+
+        \nabla \hat J_\mu(\theta) = \frac1n\sum_k (f_\mu(x_k) - y_k)\,
+        \nabla_\theta\varphi(\theta, x_k)
+
+    :meth:`risk`, :meth:`first_variation`, :meth:`grad_first_variation`,
+    :meth:`velocity` and :meth:`particle_gradient` are those of
+    :class:`VelocityEstimator` with the expectation E_x replaced by the mean over the
+    sample; their results broadcast the measure's ensemble axes with the sample's.
 
     Parameters
     ----------
@@ -312,6 +331,12 @@ class SampleEstimator(VelocityEstimator):
                 f"sample's leading axes (x: {self.x.shape[:-2]}, y: {self.y.shape[:-1]})"
             ) from None
 
+    def _residual(self, measure: ParticleMeasure) -> NDArray[np.floating]:
+        """Residuals of a measure already checked by ``_check``; raise if they overflow."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            r = residual_on_sample(measure.theta, measure.masses, self.x, self.y, self.activation)
+        return _finite(r, "the residual f_μ(x) − y of the measure")
+
     def residual(self, measure: ParticleMeasure) -> NDArray[np.floating]:
         r"""Compute the residuals on the sample.
 
@@ -325,82 +350,40 @@ class SampleEstimator(VelocityEstimator):
         Returns
         -------
         ndarray, shape (..., n)
+
+        Raises
+        ------
+        ValueError
+            If a residual overflows float64 (e.g. positions near 1e300).
         """
         self._check(measure)
-        return residual_on_sample(measure.theta, measure.masses, self.x, self.y, self.activation)
+        return self._residual(measure)
 
-    def risk(self, measure: ParticleMeasure) -> NDArray[np.floating]:
-        r"""Compute the empirical risk.
+    # The public methods below inherit their docstrings from VelocityEstimator (the class
+    # docstring gives their empirical formulas), hence the noqa: D102.
 
-        .. math:: \hat F(\mu) = \frac1{2n}\sum_{k=1}^n (f_\mu(x_k) - y_k)^2
-
-        Parameters
-        ----------
-        measure : ParticleMeasure
-            μ, positions ``(..., m, d+2)``.
-
-        Returns
-        -------
-        ndarray, shape ``batch_shape`` (broadcast with the sample's leading axes)
-        """
+    def risk(self, measure: ParticleMeasure) -> NDArray[np.floating]:  # noqa: D102
         r = self.residual(measure)
-        return 0.5 * np.mean(r * r, axis=-1)
+        with np.errstate(over="ignore"):
+            risk = 0.5 * np.mean(r * r, axis=-1)
+        return _finite(risk, "the risk F(μ) of the measure")
 
-    def first_variation(
+    def first_variation(  # noqa: D102
         self, measure: ParticleMeasure, theta: ArrayLike | None = None
     ) -> NDArray[np.floating]:
-        r"""Compute the empirical first variation at points.
-
-        .. math:: \hat J_\mu(\theta) = \frac1n\sum_k (f_\mu(x_k) - y_k)\,\varphi(\theta, x_k)
-
-        Parameters
-        ----------
-        measure : ParticleMeasure
-            μ, positions ``(..., m, d+2)``.
-        theta : array_like, shape (..., k, d+2), optional
-            Points; default: the particles of μ.
-
-        Returns
-        -------
-        ndarray, shape (..., k)
-        """
         pts = self._points(measure, theta)
-        r = self.residual(measure)
-        u = _preactivation(pts, self.x)
-        phi = pts[..., None, :, 0] * self.activation.value(u)
-        return (r[..., None, :] @ phi)[..., 0, :] / self.n
+        r = self._residual(measure)
+        with np.errstate(over="ignore", invalid="ignore"):
+            u = _preactivation(pts, self.x)
+            phi = pts[..., None, :, 0] * self.activation.value(u)
+            j = (r[..., None, :] @ phi)[..., 0, :] / self.n
+        return _finite(j, "the first variation J_μ(θ) of the measure at theta")
 
-    def grad_first_variation(
+    def grad_first_variation(  # noqa: D102
         self, measure: ParticleMeasure, theta: ArrayLike | None = None
     ) -> NDArray[np.floating]:
-        r"""Compute the gradient of the empirical first variation at points.
-
-        .. math:: \nabla \hat J_\mu(\theta) = \frac1n\sum_k (f_\mu(x_k) - y_k)\,
-            \nabla_\theta\varphi(\theta, x_k)
-
-        Parameters
-        ----------
-        measure : ParticleMeasure
-            μ, positions ``(..., m, d+2)``.
-        theta : array_like, shape (..., k, d+2), optional
-            Points; default: the particles of μ.
-
-        Returns
-        -------
-        ndarray, shape (..., k, d+2)
-        """
         pts = self._points(measure, theta)
-        return first_variation_grad_on_sample(pts, self.x, self.residual(measure), self.activation)
-
-
-def __getattr__(name: str) -> Any:
-    """Resolve ``GaussianPopulationEstimator``, moved to :mod:`meanfield.population`.
-
-    The import is deferred to first use: :mod:`meanfield.population` imports this module,
-    so importing it here at load time would make an import cycle.
-    """
-    if name == "GaussianPopulationEstimator":
-        from meanfield.population import GaussianPopulationEstimator
-
-        return GaussianPopulationEstimator
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        r = self._residual(measure)
+        with np.errstate(over="ignore", invalid="ignore"):
+            g = first_variation_grad_on_sample(pts, self.x, r, self.activation)
+        return _finite(g, "the gradient ∇J_μ(θ) of the measure at theta")

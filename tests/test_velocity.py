@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -211,6 +213,62 @@ def test_shared_teacher_and_points_broadcast_over_the_ensemble():
         )
 
 
+# -- numerical extremes: a finite result or a ValueError, never a warning or inf ---------
+POINT_METHODS = ("first_variation", "grad_first_variation", "velocity")
+METHODS = ("residual", "risk", *POINT_METHODS, "particle_gradient")
+
+
+@given(
+    pb=problems(),
+    name=activations,
+    scale=st.sampled_from([1e100, 1e150, 1e300, 1.7e308]),
+    where=st.sampled_from(["measure", "theta"]),
+    method=st.sampled_from(METHODS),
+)
+def test_positions_near_float_max_give_a_finite_result_or_a_value_error(
+    pb, name, scale, where, method
+):
+    mu, est = setup(pb, name)
+    big = pb.theta / max(float(np.max(np.abs(pb.theta))), 1.0) * scale  # entries <= scale
+    theta = big if where == "theta" else pb.theta
+    if where == "measure":
+        mu = mu.with_theta(big)
+    f = getattr(est, method)
+    try:  # pytest turns any RuntimeWarning (overflow, invalid) into an error
+        out = f(mu, theta) if method in POINT_METHODS else f(mu)
+    except ValueError as exc:
+        assert "overflowed float64" in str(exc) and "theta" in str(exc), str(exc)
+    else:
+        assert np.all(np.isfinite(out)), out
+
+
+def test_large_relu_measure_is_exact_until_the_risk_overflows():
+    # with target 0, f_{λμ} = λ² f_μ (ReLU is 2-homogeneous), so F(λμ) = λ⁴ F(μ)
+    mu = gaussian(5, 3, rng=7)
+    est = SampleEstimator(
+        np.random.default_rng(8).standard_normal((40, 3)), lambda z: np.zeros(z.shape[:-1])
+    )
+    base = est.risk(mu)
+    assert 1e-3 < base < 1e3
+    np.testing.assert_allclose(est.risk(mu.with_theta(1e50 * mu.theta)), 1e200 * base, rtol=1e-12)
+    np.testing.assert_allclose(
+        est.velocity(mu.with_theta(1e50 * mu.theta)), 1e150 * est.velocity(mu), rtol=1e-12, atol=0
+    )
+    with pytest.raises(ValueError, match=r"risk F\(μ\) of the measure overflowed float64"):
+        est.risk(mu.with_theta(1e100 * mu.theta))
+    with pytest.raises(ValueError, match=r"residual .* of the measure overflowed float64"):
+        est.velocity(mu.with_theta(1e200 * mu.theta))
+
+
+@pytest.mark.parametrize("method", [*METHODS])
+def test_every_public_method_has_a_complete_docstring(method):
+    # SampleEstimator's methods inherit VelocityEstimator's contract (what the API docs show)
+    doc = inspect.getdoc(getattr(SampleEstimator, method))
+    assert doc is not None
+    for part in (".. math::", "Parameters", "measure : ParticleMeasure", "Returns"):
+        assert part in doc, (method, part)
+
+
 # -- bad input -------------------------------------------------------------------
 NU = notebook_teacher(rng=0)
 X = np.random.default_rng(1).standard_normal((10, 2))
@@ -225,6 +283,21 @@ MU = gaussian(3, 2, rng=2)
             lambda: EST.risk(MU.theta),
             TypeError,
             r"measure must be a ParticleMeasure; got array of shape \(3, 4\)",
+        ),
+        (
+            lambda: EST.particle_gradient(MU.theta),
+            TypeError,
+            r"measure must be a ParticleMeasure; got array of shape \(3, 4\)",
+        ),
+        (
+            lambda: EST.particle_gradient(None),
+            TypeError,
+            r"measure must be a ParticleMeasure; got None",
+        ),
+        (
+            lambda: EST.risk(MU.with_theta(1e300 * MU.theta)),
+            ValueError,
+            r"overflowed float64 \(non-finite result from finite theta and x\)",
         ),
         (
             lambda: EST.velocity(gaussian(3, 3, rng=0)),
