@@ -282,7 +282,7 @@ def function_distance(
               \big[(f_\mu(x) - f_\nu(x))^2\big]\Big)^{1/2} = \sqrt{2\,F_\nu(\mu)}
 
     where F_ν is the population risk with the network ν as teacher, computed in closed
-    form by :class:`~meanfield.velocity.GaussianPopulationEstimator` (no input sample).
+    form by :class:`~meanfield.population.GaussianPopulationEstimator` (no input sample).
 
     Parameters
     ----------

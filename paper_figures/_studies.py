@@ -9,7 +9,7 @@ Thm 3.3).  Dynamics: online SGD, batch B = 20, fresh Gaussian inputs at every st
 raw step τ = 0.5, i.e. η = τ/m in mean-field time (:func:`meanfield.sgd.step_from_tau`),
 run for a mean-field time ``t_end``; or the exact Wasserstein gradient flow
 (:func:`meanfield.flow.integrate`) as the noiseless reference.  The exact population
-risk F(μ_t) (:class:`~meanfield.velocity.GaussianPopulationEstimator`, no sampling
+risk F(μ_t) (:class:`~meanfield.population.GaussianPopulationEstimator`, no sampling
 noise) is recorded at log-spaced snapshots.
 
 Every cell runs all its seeds as ONE ensemble; seed s fixes its run alone (its

@@ -530,10 +530,6 @@ def run_case(case: Case, draw) -> None:
 
 # -- bugs whose fix is pending in modules this file does not own ---------------------------
 PENDING: dict[str, str] = {
-    "velocity-overflow": "SampleEstimator at positions near 1e300 warns (overflow) and "
-    "returns inf/NaN instead of raising ValueError — fix pending in meanfield/velocity.py",
-    "particle-gradient-type": "VelocityEstimator.particle_gradient(non-measure) raises "
-    "AttributeError, not TypeError naming measure — fix pending in meanfield/velocity.py",
     "population-overflow": "GaussianPopulationEstimator and the Gaussian kernels at weights "
     "near 1e300 warn (overflow/invalid) or return inf/NaN — fix pending in "
     "meanfield/population.py, meanfield/kernels.py, meanfield/bivariate_normal.py",
@@ -585,10 +581,7 @@ for _key in filter(None, os.environ.get("MEANFIELD_FUZZ_FIXED", "").split(",")):
 
 KNOWN: list[tuple[str, str, str]] = [
     # (case name pattern, "parameter:corruption" pattern, PENDING key)
-    ("SampleEstimator.*", "measure:huge", "velocity-overflow"),
-    ("SampleEstimator.*", "theta:huge", "velocity-overflow"),
-    ("diagnostics.*", "measure:huge", "velocity-overflow"),
-    ("*.particle_gradient", "measure:[ans]*", "particle-gradient-type"),
+    ("diagnostics.*", "measure:huge", "population-overflow"),
     ("GaussianPopulationEstimator.*", "measure:huge", "population-overflow"),
     ("GaussianPopulationEstimator.*", "theta:huge", "population-overflow"),
     ("kernels.*", "*:huge", "population-overflow"),
