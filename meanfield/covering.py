@@ -8,11 +8,16 @@ for m ≤ 2 points) and bounds it with high probability otherwise;
 :func:`expected_covering_radius` gives the typical value for m uniform points (Janson
 1986), and :func:`cap_fraction` the area of the caps behind both.  It is the resolution
 at which an empirical measure separates (:func:`meanfield.separation.empirical_separation`).
+
+Two private helpers on the sphere serve the other modules: ``_polar_rows`` (norms and
+unit directions of rows without overflow near 1e±300) and ``_sphere_descent`` (the
+scale-free Riemannian descent of :func:`meanfield.diagnostics.optimality_certificate`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,12 +25,57 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
-from meanfield._validation import as_float_array, check_int
+from meanfield._validation import (
+    as_float_array,
+    as_generator,
+    check_int,
+    check_positive,
+    describe,
+)
 from meanfield.measure import RNGLike
 
 __all__ = ["CoveringRadius", "cap_fraction", "covering_radius", "expected_covering_radius"]
 
 Array = NDArray[np.floating]
+
+
+def _polar_rows(x: Array) -> tuple[Array, Array, Array]:
+    r"""Split each row of ``x`` as xᵢ = sᵢ nᵢ x̂ᵢ, free of spurious overflow and underflow.
+
+    .. math:: s_i = \max_j |x_{ij}|, \qquad n_i = \|x_i / s_i\| \in [1, \sqrt{k}],
+       \qquad \hat x_i = x_i / (s_i n_i)
+
+    (all three 0 for a zero row).  The norm is sᵢnᵢ; a norm, a ratio or a product of norms
+    assembled from s and n overflows only when its true value exceeds the float64 range,
+    and the direction x̂ᵢ is exact for every finite row (entries near 1e±300 included).
+    Private helper shared by :mod:`meanfield.recovery`, :mod:`meanfield.support`,
+    :mod:`meanfield.separation` and :mod:`meanfield.diagnostics`.
+
+    Parameters
+    ----------
+    x : ndarray, shape (..., k), k >= 1
+        Finite rows.
+
+    Returns
+    -------
+    s, n : ndarray, shape (...)
+    unit : ndarray, shape (..., k)
+    """
+    s = np.max(np.abs(x), axis=-1)
+    v = x / np.where(s > 0, s, 1.0)[..., None]
+    n = np.sqrt(np.sum(v * v, axis=-1))
+    return s, n, v / np.where(n > 0, n, 1.0)[..., None]
+
+
+def _probe_args(
+    n_probe: object, confidence: object, rng: object
+) -> tuple[int, float, np.random.Generator]:
+    """Validate the arguments of the probe estimator (also when the exact method applies)."""
+    n = check_int("n_probe", n_probe)
+    c = check_positive("confidence", confidence)
+    if not c < 1.0:
+        raise ValueError(f"confidence must be in (0, 1); got {describe(confidence)}")
+    return n, c, as_generator(rng)
 
 
 def cap_fraction(t: ArrayLike, k: int) -> NDArray[np.floating]:
@@ -35,8 +85,26 @@ def cap_fraction(t: ArrayLike, k: int) -> NDArray[np.floating]:
        \qquad v_k(t) = 1 - v_k(\pi - t)\ (t > \pi/2)
 
     with I the regularised incomplete beta function.
+
+    Parameters
+    ----------
+    t : array_like of float
+        Angular radii (radians); t ≤ 0 gives the empty cap (0) and t ≥ π the whole
+        sphere (1).
+    k : int
+        Dimension of the sphere, k ≥ 1.
+
+    Returns
+    -------
+    ndarray, shape ``np.shape(t)``
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``t`` is not a finite real array or ``k`` not an integer ≥ 1.
     """
-    tt: Array = np.clip(np.asarray(t, dtype=float), 0.0, math.pi)
+    k = check_int("k", k)
+    tt: Array = np.clip(as_float_array("t", t).astype(np.float64), 0.0, math.pi)
     half = 0.5 * special.betainc(k / 2, 0.5, np.sin(np.minimum(tt, math.pi - tt)) ** 2)
     return np.where(tt <= math.pi / 2, half, 1.0 - half)
 
@@ -152,30 +220,37 @@ def covering_radius(
     Parameters
     ----------
     points : array_like, shape (m, k+1)
-        Nonzero vectors (normalised internally).
+        Nonzero finite vectors (normalised internally, without overflow near 1e±300).
     method : {"auto", "probe"}, default "auto"
     n_probe : int, default 20000
         Number of probes of the estimator.
     confidence : float, default 0.999
-        Probability that the estimator's upper bound holds.
+        Probability that the estimator's upper bound holds, in (0, 1).
     rng : int, Generator or SeedSequence, optional
         Probes of the estimator.
+
+    ``n_probe``, ``confidence`` and ``rng`` are validated even when the exact method
+    applies and does not use them.
 
     Returns
     -------
     CoveringRadius
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the invalid argument.
     """
     p = as_float_array("points", points, ndim=2)
     if p.shape[0] == 0 or p.shape[1] < 2:
         raise ValueError(f"points must have shape (m, k+1) with m >= 1, k >= 1; got {p.shape}")
-    norms = np.linalg.norm(p, axis=1)
-    if np.any(norms == 0):
-        raise ValueError("points must be nonzero vectors")
     if method not in ("auto", "probe"):
-        raise ValueError(f"method must be 'auto' or 'probe'; got {method!r}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1); got {confidence!r}")
-    p = p / norms[:, None]
+        raise ValueError(f"method must be 'auto' or 'probe'; got {describe(method)}")
+    n_probe, confidence, gen = _probe_args(n_probe, confidence, rng)
+    scale, _, p = _polar_rows(p.astype(np.float64))
+    if np.any(scale == 0):
+        zero = int(np.sum(scale == 0))
+        raise ValueError(f"points must be nonzero vectors; got {zero} zero row(s)")
     k = p.shape[1] - 1
     found = _candidates_exact(p) if method == "auto" else None
     if found is not None:
@@ -183,8 +258,7 @@ def covering_radius(
         f = _min_angle(cand, cKDTree(p))
         j = int(np.argmax(f))
         return CoveringRadius(float(f[j]), float(f[j]), float(f[j]), True, how, k, 1.0, cand[j])
-    n_probe = check_int("n_probe", n_probe)
-    x = np.random.default_rng(rng).standard_normal((n_probe, k + 1))
+    x = gen.standard_normal((n_probe, k + 1))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     tree = cKDTree(p)
     f = _min_angle(x, tree)
@@ -234,6 +308,55 @@ def _refine(
     return x, f
 
 
+def _sphere_descent(
+    f: Callable[[Array], Array], grad: Callable[[Array], Array], x: Array, max_iter: int
+) -> tuple[Array, Array, int]:
+    r"""Minimise f on the unit sphere from each row of ``x`` (the descent behind a certificate).
+
+    Riemannian gradient steps on f/S, with S the largest |∂f| at the starts (so that the
+    iterates do not depend on the scale of f),
+
+    .. math:: x \leftarrow \frac{x - \eta\,(I - xx^\top)\nabla f(x)/S}
+       {\|x - \eta\,(I - xx^\top)\nabla f(x)/S\|},
+
+    accepted when f/S decreases by at least 10⁻⁴ η ‖(I − xxᵀ)∇f/S‖² (Armijo), η × 1.5 after
+    a success and × 0.5 after a failure, until every step η‖(I − xxᵀ)∇f/S‖ is below 1e-10 or
+    after ``max_iter`` steps.  Gradients are used as s·t with s = max|∇f|: no overflow at
+    1e±300.
+
+    Returns
+    -------
+    x : ndarray, shape (n, k)
+        The final unit rows.
+    fx : ndarray, shape (n,)
+        f at them.
+    evaluations : int
+        Number of points where f or ∇f was evaluated.
+    """
+    fx, eta, evals, scale = f(x), np.ones(len(x)), len(x), 0.0
+    for _ in range(max_iter):
+        g = grad(x)
+        evals += len(x)
+        s_g = np.max(np.abs(g), axis=1)
+        t = g / np.where(s_g > 0, s_g, 1.0)[:, None]
+        t -= np.sum(t * x, axis=1, keepdims=True) * x  # (I − xxᵀ)∇f / s_g
+        scale = scale or float(np.max(s_g)) or 1.0
+        with np.errstate(over="ignore"):  # +inf: a step or a decrease beyond float64
+            coef = eta * (s_g / scale)  # the step is x − coef·t
+            step = coef * np.linalg.norm(t, axis=1)
+            demand = 1e-4 * step * (s_g * np.linalg.norm(t, axis=1))
+            y = _polar_rows(x / np.maximum(coef, 1e-300)[:, None] - t)[2]
+        if np.all(step < 1e-10):
+            break
+        fy = f(y)
+        evals += len(x)
+        with np.errstate(over="ignore"):
+            ok = fy <= fx - demand
+        x[ok], fx[ok] = y[ok], fy[ok]
+        eta = np.where(ok, eta * 1.5, eta * 0.5)
+    return x, fx, evals
+
+
 _EULER_GAMMA = 0.5772156649015329
 
 
@@ -263,6 +386,8 @@ def expected_covering_radius(
     n_rep : int, default 20
         Replicas of the Monte-Carlo calibration.
     rng : int, Generator or SeedSequence, optional
+        Draws of the Monte-Carlo calibration.  ``n_rep`` and ``rng`` are validated with
+        either method.
 
     Returns
     -------
@@ -270,6 +395,9 @@ def expected_covering_radius(
         Radians.
     """
     m, k = check_int("m", m), check_int("k", k)
+    if method not in ("asymptotic", "monte_carlo"):
+        raise ValueError(f"method must be 'asymptotic' or 'monte_carlo'; got {describe(method)}")
+    n_rep, gen = check_int("n_rep", n_rep), as_generator(rng)  # validated even when unused
     if method == "asymptotic":
         if m < 3:
             raise ValueError(f"m must be >= 3 for the asymptotic formula; got {m}")
@@ -277,11 +405,5 @@ def expected_covering_radius(
         alpha /= math.factorial(k)
         v = (math.log(m) + (k - 1) * math.log(math.log(m)) + math.log(alpha) + _EULER_GAMMA) / m
         return _cap_radius(v, k)
-    if method != "monte_carlo":
-        raise ValueError(f"method must be 'asymptotic' or 'monte_carlo'; got {method!r}")
-    gen = np.random.default_rng(rng)
-    vals = [
-        covering_radius(gen.standard_normal((m, k + 1)), rng=gen).value
-        for _ in range(check_int("n_rep", n_rep))
-    ]
+    vals = [covering_radius(gen.standard_normal((m, k + 1)), rng=gen).value for _ in range(n_rep)]
     return float(np.mean(vals))

@@ -41,11 +41,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from meanfield._validation import as_float_array, check_int, describe
+from meanfield._validation import as_generator, check_int, check_positive, describe
 from meanfield.convergence import Plateau as Plateau
+from meanfield.convergence import _check_pair, _snapshot_indices, _snapshots, _weights
 from meanfield.convergence import convergence_time as convergence_time
 from meanfield.convergence import detect_plateaus as detect_plateaus
+from meanfield.covering import _polar_rows, _sphere_descent
 from meanfield.measure import ParticleMeasure, RNGLike
+from meanfield.network import check_theta
 from meanfield.recovery import TeacherRecovery as TeacherRecovery
 from meanfield.recovery import effective_neuron_mmd as effective_neuron_mmd
 from meanfield.recovery import teacher_recovery as teacher_recovery
@@ -72,6 +75,14 @@ def _check(measure: Any, estimator: Any) -> None:
         raise TypeError(f"measure must be a ParticleMeasure; got {describe(measure)}")
     if not isinstance(estimator, VelocityEstimator):
         raise TypeError(f"estimator must be a VelocityEstimator; got {describe(estimator)}")
+    d = getattr(estimator, "d", measure.d)
+    if measure.d != d:
+        raise ValueError(f"measure has input dimension d={measure.d} but the estimator has d={d}")
+
+
+def _min_risk(min_risk: Any) -> float | None:
+    """Validate inf F: None or a finite real ≥ 0 (the risk is nonnegative)."""
+    return None if min_risk is None else check_positive("min_risk", min_risk, allow_zero=True)
 
 
 def _teacher_of(estimator: Any) -> ParticleMeasure | None:
@@ -112,17 +123,24 @@ def excess_risk(
     measure : ParticleMeasure
     estimator : VelocityEstimator
     min_risk : float, optional
-        inf F.  Default: the estimator's own ``excess_risk`` if it has one, else 0 (a
-        realisable teacher, for which a sample estimator also gives exactly 0 at ν).
+        inf F, a finite real ≥ 0.  Default: the estimator's own ``excess_risk`` if it has
+        one, else 0 (a realisable teacher, for which a sample estimator also gives exactly 0
+        at ν).
 
     Returns
     -------
     ndarray, shape ``batch_shape``
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the invalid argument (e.g. ``min_risk`` negative, infinite or a string).
     """
     _check(measure, estimator)
+    min_risk = _min_risk(min_risk)
     if min_risk is None and hasattr(estimator, "excess_risk"):
         return np.asarray(estimator.excess_risk(measure))
-    return np.asarray(estimator.risk(measure)) - (0.0 if min_risk is None else float(min_risk))
+    return np.asarray(estimator.risk(measure)) - (0.0 if min_risk is None else min_risk)
 
 
 def wasserstein_gradient_norm(measure: ParticleMeasure, estimator: VelocityEstimator) -> Array:
@@ -135,10 +153,15 @@ def wasserstein_gradient_norm(measure: ParticleMeasure, estimator: VelocityEstim
     Returns
     -------
     ndarray, shape ``batch_shape``
+        Finite: a value beyond float64 raises ``ValueError`` naming ``measure``.
     """
     _check(measure, estimator)
     g = estimator.grad_first_variation(measure)
-    return np.sum(measure.masses * np.sum(g * g, axis=-1), axis=-1)
+    with np.errstate(over="ignore"):
+        norm2 = np.sum(measure.masses * np.sum(g * g, axis=-1), axis=-1)
+    if not np.all(np.isfinite(norm2)):
+        raise ValueError("∫‖v_μ‖² dμ overflows float64 at this measure; rescale measure")
+    return norm2
 
 
 # -- the optimality certificate ------------------------------------------------------------------
@@ -156,8 +179,8 @@ class Certificate:
         Values reached from the refined starts (sorted): their spread shows how many basins
         the search saw.
     support_residual : float
-        max_i |J_μ(θᵢ)|/‖θᵢ‖² over the particles: the second optimality condition J_μ = 0 on
-        supp μ.
+        max_i |J_μ(θᵢ)|/‖θᵢ‖² = max_i |J_μ(θᵢ/‖θᵢ‖)| over the particles: the second
+        optimality condition J_μ = 0 on supp μ.
     n_evaluations : int
         Number of points where J_μ was evaluated.
     """
@@ -173,18 +196,14 @@ class Certificate:
         return bool(self.value >= -tol and self.support_residual <= tol)
 
 
-def _unit(x: Array) -> Array:
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-
 def optimality_certificate(
     measure: ParticleMeasure,
     estimator: VelocityEstimator,
     *,
+    rng: RNGLike = None,
     n_starts: int = 512,
     n_refine: int = 16,
     max_iter: int = 300,
-    rng: RNGLike = None,
 ) -> Certificate:
     r"""Global minimum of the first variation on the unit sphere (ReLU).
 
@@ -193,25 +212,32 @@ def optimality_certificate(
     Search: J_μ is evaluated at ``n_starts`` uniform directions, at ±θᵢ/‖θᵢ‖ for the
     particles and at ±the teacher's directions when the estimator knows a teacher; the
     ``n_refine`` best starts descend by Riemannian gradient steps on the sphere,
-    x ← (x − η(∇J − (∇J·x)x))/‖·‖ with per-start Armijo backtracking, until every step is
-    below 1e-10 or ``max_iter``.  The result is an upper bound on the true minimum (exact
-    when the search finds the global basin, which the multi-start makes likely in low
-    dimension; its reliability degrades like any non-convex search as d grows).
+    x ← (x − η(∇J − (∇J·x)x)/S)/‖·‖ with per-start Armijo backtracking, until every step is
+    below 1e-10 or ``max_iter`` (S, the largest |∂J| at the starts, makes the search
+    independent of the scale of J and free of overflow).  The result is an upper bound on
+    the true minimum (exact when the search finds the global basin, which the multi-start
+    makes likely in low dimension; its reliability degrades like any non-convex search as
+    d grows).
 
     Parameters
     ----------
     measure : ParticleMeasure
         μ, a single measure (``batch_shape == ()``).
     estimator : VelocityEstimator
-        With a positively 2-homogeneous feature (ReLU).
-    n_starts, n_refine, max_iter : int
-        Search budget.
+        With a positively 2-homogeneous feature (ReLU) and the same d as ``measure``.
     rng : int, Generator or SeedSequence, optional
         Random starts.
+    n_starts, n_refine, max_iter : int
+        Search budget: random starts, starts refined, descent steps per refined start.
 
     Returns
     -------
     Certificate
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the invalid argument (e.g. a measure whose d differs from the estimator's).
     """
     _check(measure, estimator)
     if measure.batch_shape:
@@ -222,13 +248,15 @@ def optimality_certificate(
             f"{estimator.activation.name!r}"
         )
     n_starts, n_refine = check_int("n_starts", n_starts), check_int("n_refine", n_refine)
-    max_iter = check_int("max_iter", max_iter)
+    max_iter, gen = check_int("max_iter", max_iter), as_generator(rng)
     k = measure.d + 2
-    starts = [_unit(np.random.default_rng(rng).standard_normal((n_starts, k)))]
-    for hint in (measure, _teacher_of(estimator)):
-        if hint is not None and hint.batch_shape == ():
-            th = hint.theta[np.linalg.norm(hint.theta, axis=-1) > 0]
-            starts += [_unit(th), -_unit(th)]
+    # J_μ(θᵢ)/‖θᵢ‖² = J_μ(θᵢ/‖θᵢ‖) (2-homogeneity): the particles' directions serve as
+    # starts and give the support residual, free of overflow at any scale of θ
+    own = _directions(measure.theta)
+    starts = [_polar_rows(gen.standard_normal((n_starts, k)))[2], own, -own]
+    teacher = _teacher_of(estimator)
+    if teacher is not None and teacher.batch_shape == () and teacher.d == measure.d:
+        starts += [_directions(teacher.theta), -_directions(teacher.theta)]
     x0 = np.vstack(starts)
     j0 = np.concatenate(
         [
@@ -236,31 +264,38 @@ def optimality_certificate(
             for i in range(0, len(x0), 256)
         ]
     )
-    evals = len(x0)
-    x = x0[np.argsort(j0)[:n_refine]].copy()
-    j = np.asarray(estimator.first_variation(measure, x))
-    eta = np.ones(len(x))
-    for _ in range(max_iter):
-        g = np.asarray(estimator.grad_first_variation(measure, x))
-        g -= np.sum(g * x, axis=1, keepdims=True) * x
-        gg = np.sum(g * g, axis=1)
-        y = _unit(x - eta[:, None] * g)
-        jy = np.asarray(estimator.first_variation(measure, y))
-        evals += 2 * len(x)
-        ok = jy <= j - 1e-4 * eta * gg
-        x[ok], j[ok] = y[ok], jy[ok]
-        eta = np.where(ok, eta * 1.5, eta * 0.5)
-        if np.all(eta * np.sqrt(gg) < 1e-10):
-            break
+    x, j, evals = _sphere_descent(
+        lambda z: np.asarray(estimator.first_variation(measure, z)),
+        lambda z: np.asarray(estimator.grad_first_variation(measure, z)),
+        x0[np.argsort(j0)[:n_refine]].copy(),
+        max_iter,
+    )
     best = int(np.argmin(j))
-    th = measure.theta
-    norms2 = np.sum(th * th, axis=-1)
-    on_support = np.asarray(estimator.first_variation(measure))[norms2 > 0] / norms2[norms2 > 0]
+    on_support = j0[n_starts : n_starts + len(own)]
     residual = float(np.max(np.abs(on_support))) if on_support.size else 0.0
-    return Certificate(float(j[best]), x[best].copy(), np.sort(j), residual, evals)
+    return Certificate(float(j[best]), x[best].copy(), np.sort(j), residual, len(x0) + evals)
+
+
+def _directions(theta: Array) -> Array:
+    """Return the unit directions of the nonzero rows of ``theta`` (m, k), without overflow."""
+    scale, _, unit = _polar_rows(theta)
+    return unit[scale > 0]
 
 
 # -- balancedness ---------------------------------------------------------------------------------
+def _beta(theta: Any, name: str) -> tuple[tuple[int, ...], Array]:
+    """Return the shape of the positions ``theta`` and their balancedness (overflow-checked)."""
+    th = check_theta(theta, name=name).astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        beta = th[..., 0] ** 2 - np.sum(th[..., 1:] ** 2, axis=-1)
+    if not np.all(np.isfinite(beta)):
+        raise ValueError(
+            f"{name}: the balancedness a² − ‖(w, b)‖² overflows float64 (entries up to "
+            f"{np.max(np.abs(th)):.3g}); rescale {name}"
+        )
+    return th.shape, beta
+
+
 def balancedness(theta: ArrayLike | ParticleMeasure) -> Array:
     r"""βᵢ = aᵢ² − ‖wᵢ‖² − bᵢ² for particles ``(..., m, d+2)``; shape ``(..., m)``.
 
@@ -268,13 +303,22 @@ def balancedness(theta: ArrayLike | ParticleMeasure) -> Array:
 
     Conserved by the exact ReLU gradient flow (Du, Hu & Lee 2018): along dθ/dt = −∇J_μ,
     dβᵢ/dt = −2(a ∂_a J − (w, b)·∇_{(w,b)} J) = 0 because σ′(u)u = σ(u).
+
+    Parameters
+    ----------
+    theta : array_like, shape (..., m, d+2) or (d+2,), or ParticleMeasure
+        Finite positions, m ≥ 1, d ≥ 1.
+
+    Returns
+    -------
+    ndarray, shape (..., m)
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``theta`` is not valid positions, or βᵢ overflows float64 (entries ≳ 1e154).
     """
-    th = (
-        theta.theta
-        if isinstance(theta, ParticleMeasure)
-        else as_float_array("theta", theta, min_ndim=2)
-    )
-    return th[..., 0] ** 2 - np.sum(th[..., 1:] ** 2, axis=-1)
+    return _beta(theta, "theta")[1]
 
 
 def balancedness_drift(
@@ -284,10 +328,29 @@ def balancedness_drift(
 
     .. math:: \Delta\beta_i = \beta_i(\theta^{\rm after}) - \beta_i(\theta^{\rm before})
 
-    ``after`` may carry extra leading axes (e.g. snapshots ``(T, ..., m, d+2)``), which
-    broadcast against ``before``.
+    Parameters
+    ----------
+    before : array_like, shape (..., m, d+2), or ParticleMeasure
+    after : array_like, shape (T, ..., m, d+2) or (..., m, d+2), or ParticleMeasure
+        Extra leading axes (e.g. snapshots) broadcast against ``before``.
+
+    Returns
+    -------
+    ndarray, shape: the broadcast of ``(..., m)``
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming ``before`` or ``after`` when they are not valid positions, differ in m or
+        d, do not broadcast, or overflow float64.
     """
-    return balancedness(after) - balancedness(before)
+    (shape0, b0), (shape1, b1) = _beta(before, "before"), _beta(after, "after")
+    _check_pair("after", shape1, "before", shape0)
+    with np.errstate(over="ignore"):
+        drift = b1 - b0
+    if not np.all(np.isfinite(drift)):
+        raise ValueError("the balancedness drift overflows float64: rescale before and after")
+    return drift
 
 
 # -- lazy vs rich ----------------------------------------------------------------------------------
@@ -302,44 +365,70 @@ def relative_displacement(
         {\sum_i p_i\|\theta_i(0)\|^2}\Big)^{1/2}
 
     Small values mean the lazy (kernel) regime, O(1) values the rich (feature-learning)
-    regime (Chizat, Oyallon & Bach 2019).
+    regime (Chizat, Oyallon & Bach 2019).  Norms are taken on rows rescaled by their largest
+    entry, so positions near 1e±300 give correctly rounded ratios.
 
     Parameters
     ----------
     theta0 : array_like, shape (..., m, d+2)
-        Initial positions.
+        Initial positions (m, d ≥ 1).
     theta : array_like, shape (T, ..., m, d+2) or (..., m, d+2)
         Later positions (extra leading axes broadcast).
     masses : array_like, shape (..., m), optional
-        Default uniform.
+        Nonnegative weights, not all 0 (only their ratios matter).  Default uniform.
 
     Returns
     -------
     per_particle : ndarray, shape (..., m)
         NaN for a particle starting at 0.
     total : ndarray, shape (...)
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the invalid argument; ``ValueError`` naming ``theta0`` when every weighted
+        particle starts at 0 (the total is then undefined) or a ratio exceeds the float64
+        range (a particle starting 1e-300 away from 0 that moves by O(1)).
     """
-    t0 = as_float_array("theta0", theta0, min_ndim=2)
-    th = as_float_array("theta", theta, min_ndim=2)
-    if th.shape[-2:] != t0.shape[-2:]:
-        raise ValueError(f"theta must end with shape {t0.shape[-2:]}; got {th.shape}")
+    t0 = check_theta(theta0, name="theta0").astype(np.float64)
+    th = check_theta(theta, name="theta").astype(np.float64)
+    _check_pair("theta", th.shape, "theta0", t0.shape)
+    m = t0.shape[-2]
     p = (
-        np.full(t0.shape[-2], 1.0 / t0.shape[-2])
+        np.ones(m)
         if masses is None
-        else as_float_array("masses", masses)
+        else _weights(masses, m, np.broadcast_shapes(th.shape[:-2], t0.shape[:-2]))
     )
-    step = np.linalg.norm(th - t0, axis=-1)
-    start = np.linalg.norm(t0, axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        per = np.where(start > 0, step / np.where(start > 0, start, 1.0), np.nan)
-    total = np.sqrt(np.sum(p * step**2, axis=-1) / np.sum(p * start**2, axis=-1))
+    s0, n0, _ = _polar_rows(t0)
+    # ‖θ − θ0‖ = S‖θ/S − θ0/S‖ with S the largest entry of the two rows: no overflow
+    big = np.maximum(np.max(np.abs(th), axis=-1), np.max(np.abs(t0), axis=-1))
+    safe = np.where(big > 0, big, 1.0)[..., None]
+    moved = np.linalg.norm(th / safe - t0 / safe, axis=-1)
+    top, top0 = np.max(big, axis=-1, keepdims=True), np.max(s0, axis=-1, keepdims=True)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        per = np.where(s0 > 0, big / np.where(s0 > 0, s0, 1.0) * (moved / n0), np.nan)
+        num = np.sum(p * (big / np.where(top > 0, top, 1.0) * moved) ** 2, axis=-1)
+        den = np.sum(p * (s0 / np.where(top0 > 0, top0, 1.0) * n0) ** 2, axis=-1)
+        total = top[..., 0] / top0[..., 0] * np.sqrt(num / den)
+        if np.any(den == 0):
+            raise ValueError(
+                "theta0 has no particle of positive mass away from 0 (Σ pᵢ‖θᵢ(0)‖² = 0): "
+                "the total relative displacement is undefined"
+            )
+        if np.any(np.isinf(per)) or not np.all(np.isfinite(total)):
+            raise ValueError(
+                "the relative displacement overflows float64: theta0 has particles of norm "
+                f"down to {np.min(s0[s0 > 0]):.3g} that moved by up to {np.max(big * moved):.3g}"
+            )
     return per, total
 
 
 # -- whole trajectories ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrajectoryDiagnostics:
-    """Diagnostics along a trajectory (arrays indexed by snapshot first).
+    """Diagnostics along a trajectory.
+
+    Arrays are indexed by snapshot first; ``None`` marks a diagnostic that does not apply.
 
     Attributes
     ----------
@@ -377,11 +466,9 @@ class TrajectoryDiagnostics:
 
         def fmt(a: Any) -> str:
             a = np.asarray(a, dtype=float)
-            return (
-                f"{float(a):.4g}"
-                if a.ndim == 0
-                else f"mean {np.nanmean(a):.4g} (max {np.nanmax(a):.4g})"
-            )
+            if a.ndim == 0 or np.all(np.isnan(a)):  # all NaN: e.g. never converged
+                return f"{float(a):.4g}" if a.ndim == 0 else "nan"
+            return f"mean {np.nanmean(a):.4g} (max {np.nanmax(a):.4g})"
 
         lines = [
             f"Diagnostics at t = {self.times[-1]:.4g}:",
@@ -438,10 +525,11 @@ def trajectory_diagnostics(
         Default: ``trajectory.teacher``, else the estimator's teacher.
     eps : float, default 1e-3
         Threshold of the convergence time.
-    certificate_at : array_like of int, optional
-        Snapshot indices where to compute :func:`optimality_certificate` (ReLU, single run).
+    certificate_at : int or sequence of int, optional
+        Snapshot indices in [−T, T) where to compute :func:`optimality_certificate` (ReLU,
+        single run; ignored otherwise, but validated).
     min_risk : float, optional
-        inf F for the excess risk (see :func:`excess_risk`).
+        inf F ≥ 0 for the excess risk (see :func:`excess_risk`).
     chunk : int, optional
         Snapshots evaluated together (default: about 2²² entries of the sample × particle
         arrays).
@@ -451,23 +539,27 @@ def trajectory_diagnostics(
     Returns
     -------
     TrajectoryDiagnostics
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the invalid argument; every argument is checked before any work starts.
     """
-    times = as_float_array("trajectory.times", getattr(trajectory, "times", None), ndim=1)
-    thetas = as_float_array("trajectory.thetas", getattr(trajectory, "thetas", None), min_ndim=3)
-    if thetas.shape[0] != times.shape[0]:
-        raise ValueError(
-            f"trajectory.thetas must have shape ({times.shape[0]}, ..., m, d+2); got {thetas.shape}"
-        )
-    masses = getattr(trajectory, "masses", None)
-    p = (
-        np.full(thetas.shape[:-1], 1.0 / thetas.shape[-2])
-        if masses is None
-        else np.broadcast_to(as_float_array("trajectory.masses", masses), thetas.shape[:-1])
-    )
+    times, thetas, p = _snapshots(trajectory)
+    _check(ParticleMeasure(thetas[0], p[0]), estimator)
     if teacher is None:
         teacher = getattr(trajectory, "teacher", None)
         teacher = teacher if isinstance(teacher, ParticleMeasure) else _teacher_of(estimator)
+    elif not isinstance(teacher, ParticleMeasure):
+        raise TypeError(f"teacher must be a ParticleMeasure or None; got {describe(teacher)}")
+    if teacher is not None and teacher.d != thetas.shape[-1] - 2:
+        raise ValueError(
+            f"teacher has d={teacher.d} but the trajectory has d={thetas.shape[-1] - 2}"
+        )
+    eps, min_risk = check_positive("eps", eps), _min_risk(min_risk)
     T, m = thetas.shape[0], thetas.shape[-2]
+    cert_at = [] if certificate_at is None else _snapshot_indices(certificate_at, T)
+    gens = as_generator(rng).spawn(len(cert_at))
     per = int(np.prod(thetas.shape[1:-2], dtype=int)) * m * max(getattr(estimator, "n", m), m)
     chunk = max(1, 2**22 // per) if chunk is None else check_int("chunk", chunk)
     out: dict[str, list[Array]] = {k: [] for k in ("risk", "excess", "grad", "mmd", "ratio")}
@@ -484,11 +576,8 @@ def trajectory_diagnostics(
     per_disp, total_disp = relative_displacement(thetas[0], thetas, p[0])
     excess = np.concatenate(out["excess"])
     certs: dict[int, Certificate] = {}
-    if certificate_at is not None and relu:
-        gens = np.random.default_rng(rng).spawn(len(np.atleast_1d(certificate_at)))
-        for gen, idx in zip(gens, np.atleast_1d(certificate_at), strict=True):
-            i = int(idx) % T
-            certs[i] = optimality_certificate(ParticleMeasure(thetas[i], p[i]), estimator, rng=gen)
+    for gen, i in zip(gens, cert_at if relu else [], strict=False):
+        certs[i] = optimality_certificate(ParticleMeasure(thetas[i], p[i]), estimator, rng=gen)
     mean_excess = excess.reshape(T, -1).mean(axis=1)
     return TrajectoryDiagnostics(
         times=times,
@@ -503,5 +592,5 @@ def trajectory_diagnostics(
         certificate=certs,
         convergence_time=convergence_time(times, excess, eps),
         plateaus=detect_plateaus(times, mean_excess),
-        eps=float(eps),
+        eps=eps,
     )

@@ -17,11 +17,13 @@ particles and to the ReLU rescaling (λa, (w, b)/λ), λ > 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from meanfield._validation import check_positive, describe
+from meanfield.covering import _polar_rows
 from meanfield.measure import ParticleMeasure
 
 __all__ = ["TeacherRecovery", "effective_neuron_mmd", "teacher_recovery"]
@@ -29,18 +31,42 @@ __all__ = ["TeacherRecovery", "effective_neuron_mmd", "teacher_recovery"]
 Array = NDArray[np.floating]
 
 
-def _check_measures(student: object, teacher: object) -> None:
+def _check_measures(student: Any, teacher: Any) -> None:
     for name, mu in (("student", student), ("teacher", teacher)):
         if not isinstance(mu, ParticleMeasure):
             raise TypeError(f"{name} must be a ParticleMeasure; got {describe(mu)}")
+    if student.d != teacher.d:
+        raise ValueError(f"student has d={student.d} but teacher has d={teacher.d}")
 
 
 def _effective(measure: ParticleMeasure) -> tuple[Array, Array, Array]:
-    """Sign of a, unit hidden direction û and effective mass pᵢ|aᵢ|‖uᵢ‖ of each particle."""
-    u = measure.theta[..., 1:]
-    norm = np.linalg.norm(u, axis=-1)
-    direction = u / np.where(norm > 0, norm, 1.0)[..., None]
-    return np.sign(measure.a), direction, measure.masses * np.abs(measure.a) * norm
+    """Sign of a, unit direction û of u = (w, b) and log pᵢ|aᵢ|‖uᵢ‖ (−inf when 0) per particle.
+
+    In logs, so that no effective mass overflows or underflows before it is compared.
+    """
+    th = measure.theta.astype(np.float64)
+    scale, length, unit = _polar_rows(th[..., 1:])
+    with np.errstate(divide="ignore"):
+        log_e = np.log(measure.masses) + np.log(np.abs(th[..., 0]))
+        log_e = log_e + np.log(scale) + np.log(length)
+    return np.sign(th[..., 0]), unit, log_e
+
+
+def _exp_checked(log_value: Array, name: str, what: str) -> Array:
+    """exp(log_value) or a ValueError naming ``name`` when it exceeds the float64 range."""
+    with np.errstate(over="ignore"):
+        value = np.exp(log_value)
+    if not np.all(np.isfinite(value)):
+        raise ValueError(
+            f"{what} overflows float64 (up to 10^{np.max(log_value) / np.log(10):.1f}): "
+            f"rescale {name}"
+        )
+    return value
+
+
+def _log(x: Array) -> Array:
+    with np.errstate(divide="ignore"):
+        return np.log(x)
 
 
 @dataclass(frozen=True)
@@ -55,7 +81,10 @@ class TeacherRecovery:
         Σ pᵢ‖cᵢ‖ over the student particles of the same sign of a whose nearest teacher
         direction is j.
     mass_ratio : ndarray, shape (..., m₀)
-        student_mass / teacher_mass (1 at perfect recovery).
+        student_mass / teacher_mass (1 at perfect recovery), computed in logs.  A teacher
+        neuron of zero effective mass (qⱼ = 0, aⱼ = 0 or (wⱼ, bⱼ) = 0) is not in the
+        support of ν^±: it takes no particle and its ratio is defined as 1 (nothing to
+        recover), never NaN or inf.
     angle : ndarray, shape (..., m₀)
         Angle (radians) between the mass-weighted mean direction of those particles and the
         teacher's direction (NaN when no particle is assigned).
@@ -80,7 +109,24 @@ class TeacherRecovery:
 
 
 def _sphere_kernel(x: Array, y: Array, kappa: float) -> Array:
-    return np.exp(kappa * (x @ np.swapaxes(y, -1, -2) - 1.0))
+    cos = np.clip(x @ np.swapaxes(y, -1, -2), -1.0, 1.0)  # rounding past 1 would overflow
+    with np.errstate(over="ignore"):  # κ(cos − 1) ≤ 0: −inf gives the correct 0
+        return np.exp(kappa * (cos - 1.0))
+
+
+def _scaled(
+    student: ParticleMeasure, teacher: ParticleMeasure
+) -> tuple[tuple[Array, Array, Array], tuple[Array, Array, Array], Array]:
+    """Sign, direction and log effective mass − L of both measures, L the largest log-mass.
+
+    exp of the shifted log-masses lies in [0, 1]; L (shape: the broadcast batch shape, 0
+    when both measures have zero mass) carries the magnitude.
+    """
+    ss, us, log_es = _effective(student)
+    st, ut, log_et = _effective(teacher)
+    top = np.maximum(np.max(log_es, axis=-1), np.max(log_et, axis=-1))
+    top = np.where(np.isfinite(top), top, 0.0)
+    return (ss, us, log_es - top[..., None]), (st, ut, log_et - top[..., None]), top
 
 
 def effective_neuron_mmd(
@@ -94,19 +140,32 @@ def effective_neuron_mmd(
 
     with ν^±_μ = Σ_{±aᵢ>0} pᵢ‖cᵢ‖ δ_{(wᵢ,bᵢ)/‖(wᵢ,bᵢ)‖} (unnormalised: mass mismatches
     count).  It is 0 iff the measures coincide (k is universal on S^d), invariant to
-    splitting a particle and to the ReLU rescaling (λa, (w, b)/λ), λ > 0.
+    splitting a particle and to the ReLU rescaling (λa, (w, b)/λ), λ > 0.  The effective
+    masses are handled in logs and the directions rescaled, so positions near 1e±300 and
+    any finite κ give the correctly rounded value.
+
+    Parameters
+    ----------
+    student, teacher : ParticleMeasure
+        Same d; batch shapes broadcast.
+    kappa : float, default 10.0
+        Concentration κ > 0 of the kernel (finite).
 
     Returns
     -------
     ndarray, shape: the broadcast batch shape
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the invalid argument; ``ValueError`` naming ``student`` and ``teacher``
+        when the MMD itself exceeds the float64 range.
     """
     _check_measures(student, teacher)
-    if student.d != teacher.d:
-        raise ValueError(f"student has d={student.d} but teacher has d={teacher.d}")
     kappa = check_positive("kappa", kappa)
-    ss, us, es = _effective(student)
-    st, ut, et = _effective(teacher)
-    total = 0.0
+    (ss, us, log_es), (st, ut, log_et), top = _scaled(student, teacher)
+    es, et = np.exp(log_es), np.exp(log_et)
+    total = np.zeros_like(top)
     for sign in (1.0, -1.0):
         e1, e2 = es * (ss == sign), et * (st == sign)
         total = total + (
@@ -114,7 +173,9 @@ def effective_neuron_mmd(
             + np.einsum("...i,...ij,...j->...", e2, _sphere_kernel(ut, ut, kappa), e2)
             - 2 * np.einsum("...i,...ij,...j->...", e1, _sphere_kernel(us, ut, kappa), e2)
         )
-    return np.sqrt(np.maximum(total, 0.0))
+    return _exp_checked(
+        top + 0.5 * _log(np.maximum(total, 0.0)), "student or teacher", "the effective-neuron MMD"
+    )
 
 
 def teacher_recovery(
@@ -134,12 +195,14 @@ def teacher_recovery(
         \angle_j = \angle\Big(\sum_{i\to j} p_i\|c_i\|\,\hat u_i,\ \hat u^\star_j\Big).
 
     Exact recovery (M_j = q_j‖c⋆_j‖, ∠_j = 0, MMD = 0) holds for the teacher itself and is
-    invariant to splitting particles and to ReLU rescalings.
+    invariant to splitting particles and to ReLU rescalings.  Teacher neurons of zero
+    effective mass are left out of the assignment (ratio 1, see :class:`TeacherRecovery`).
+    Masses are compared in logs, so positions near 1e±300 give correctly rounded values.
 
     Parameters
     ----------
     student, teacher : ParticleMeasure
-        Batch shapes broadcast.
+        Same d; batch shapes broadcast.
     angle_tol : float, default 0.1
         Radius (radians) for :attr:`TeacherRecovery.mass_within`.
     kappa : float, default 10.0
@@ -148,13 +211,21 @@ def teacher_recovery(
     Returns
     -------
     TeacherRecovery
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the invalid argument; ``ValueError`` naming ``student`` or ``teacher`` when
+        a reported mass or ratio exceeds the float64 range (e.g. a teacher neuron 1e-300
+        times lighter than the student particles assigned to it).
     """
-    mmd = effective_neuron_mmd(student, teacher, kappa=kappa)
     angle_tol = check_positive("angle_tol", angle_tol)
-    ss, us, es = _effective(student)
-    st, ut, et = _effective(teacher)
+    mmd = effective_neuron_mmd(student, teacher, kappa=kappa)
+    (ss, us, log_es), (st, ut, log_et), top = _scaled(student, teacher)
+    es = np.exp(log_es)
+    present = np.isfinite(log_et)  # zero effective mass: not in supp ν^±, takes no particle
     cos = np.clip(us @ np.swapaxes(ut, -1, -2), -1.0, 1.0)  # (..., m, m0)
-    same = (ss[..., :, None] == st[..., None, :]) & (ss[..., :, None] != 0)
+    same = (ss[..., :, None] == st[..., None, :]) & (ss[..., :, None] != 0) & present[..., None, :]
     ang = np.where(same, np.arccos(cos), np.inf)
     best = np.argmin(ang, axis=-1)
     matched = np.take_along_axis(ang, best[..., None], axis=-1)[..., 0] < np.inf
@@ -165,11 +236,20 @@ def teacher_recovery(
     norm = np.linalg.norm(mean_dir, axis=-1)
     cos_j = np.sum(mean_dir * ut, axis=-1) / np.where(norm > 0, norm, 1.0)
     angle = np.where(norm > 0, np.arccos(np.clip(cos_j, -1.0, 1.0)), np.nan)
-    within = np.sum(w * (ang <= angle_tol), axis=-2)
-    frac = np.sum(student.masses[..., :, None] * onehot, axis=-2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(et > 0, mass / np.where(et > 0, et, 1.0), np.nan)
-    unmatched = np.sum(es * ~matched, axis=-1)
+    log_ratio = np.where(present, _log(mass) - np.where(present, log_et, 0.0), 0.0)
+    lift = top[..., None]
+    teacher_mass = _exp_checked(lift + log_et, "teacher", "teacher_mass")
     return TeacherRecovery(
-        np.broadcast_to(et, mass.shape).copy(), mass, ratio, angle, within, frac, unmatched, mmd
+        teacher_mass=np.broadcast_to(teacher_mass, mass.shape).copy(),
+        student_mass=_exp_checked(lift + _log(mass), "student", "student_mass"),
+        mass_ratio=_exp_checked(log_ratio, "teacher", "mass_ratio"),
+        angle=angle,
+        mass_within=_exp_checked(
+            lift + _log(np.sum(w * (ang <= angle_tol), axis=-2)), "student", "mass_within"
+        ),
+        particle_fraction=np.sum(student.masses[..., :, None] * onehot, axis=-2),
+        unmatched_mass=_exp_checked(
+            top + _log(np.sum(es * ~matched, axis=-1)), "student", "unmatched_mass"
+        ),
+        mmd=mmd,
     )

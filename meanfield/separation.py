@@ -73,9 +73,10 @@ from meanfield._meridian import (
     _slice_contains,
     _sphere_radius,
 )
-from meanfield._validation import check_int, check_positive, describe
+from meanfield._validation import as_float_array, check_int, check_positive, describe
 from meanfield.activations import Activation, get_activation
 from meanfield.covering import CoveringRadius as CoveringRadius
+from meanfield.covering import _polar_rows, _probe_args
 from meanfield.covering import cap_fraction as cap_fraction
 from meanfield.covering import covering_radius as covering_radius
 from meanfield.covering import expected_covering_radius as expected_covering_radius
@@ -157,11 +158,25 @@ class SeparationVerdict:
 
 
 def _theorem(activation: str | Activation, theorem: str | None) -> str:
+    act = get_activation(activation)  # validated even when ``theorem`` overrides it
     if theorem is not None:
         if theorem not in ("3.3", "3.5"):
-            raise ValueError(f"theorem must be '3.3' or '3.5'; got {theorem!r}")
+            raise ValueError(f"theorem must be '3.3' or '3.5'; got {describe(theorem)}")
         return theorem
-    return "3.3" if get_activation(activation).degree == 1 else "3.5"
+    return "3.3" if act.degree == 1 else "3.5"
+
+
+def _radii(radii: object) -> tuple[float, float] | None:
+    """Validate the (r_a, r_b) of Thm 3.3: finite, 0 < r_a < r_b."""
+    if radii is None:
+        return None
+    arr = as_float_array("radii", radii, ndim=1)
+    if arr.shape != (2,):
+        raise ValueError(f"radii must be a pair (r_a, r_b); got {describe(radii)}")
+    pair = (check_positive("radii[0]", float(arr[0])), check_positive("radii[1]", float(arr[1])))
+    if not pair[0] < pair[1]:
+        raise ValueError(f"radii must satisfy r_a < r_b; got {describe(radii)}")
+    return pair
 
 
 def check_separation(
@@ -198,26 +213,32 @@ def check_separation(
     r0 : float, optional
         r₀ for the escaping path of Thm 3.5.
 
+    ``radii`` and ``r0`` are both validated whichever theorem applies; the one that does
+    not belong to it is then ignored.
+
     Returns
     -------
     SeparationVerdict
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the invalid argument.
     """
     d = check_int("d", d)
     s = support_of(support) if isinstance(support, str) else support
     if not isinstance(s, Support):
         raise TypeError(f"support must be a Support or a law name; got {describe(support)}")
     thm = _theorem(activation, theorem)
+    requested = _radii(radii)
+    r0 = None if r0 is None else check_positive("r0", r0)
     mer = _meridian(s, d)
     scale = _scale(mer)
     witness: dict[str, float] = {}
     if thm == "3.3":
         rad = _sphere_radius(mer)
-        if radii is not None:
-            if len(radii) != 2:
-                raise ValueError(f"radii must be a pair (r_a, r_b); got {radii!r}")
-            pair = (check_positive("radii[0]", radii[0]), check_positive("radii[1]", radii[1]))
-            if not pair[0] < pair[1]:
-                raise ValueError(f"radii must satisfy r_a < r_b; got {radii}")
+        if requested is not None:
+            pair = requested
         elif rad is not None:  # bracket the sphere; r_b also bounds the support when it can
             outer = s.sup_norm if s.bounded else 0.0
             pair = (0.5 * rad, max(2.0 * rad, outer))
@@ -229,7 +250,7 @@ def check_separation(
     else:
         a0 = _slice_a(s, mer)
         if r0 is not None:
-            rr = check_positive("r0", r0)
+            rr = r0
         elif a0 is not None:  # r0 ≥ |a0| separates; r0 ≥ sup |a| also contains the support
             amax = max(abs(s.a[0][0]), abs(s.a[-1][1]))
             rr = max(abs(a0), amax if math.isfinite(amax) else 1.0)
@@ -433,11 +454,17 @@ def empirical_separation(
         Resolution for the verdict line of the summary.
     n_probe, confidence, rng
         Passed to :func:`~meanfield.covering.covering_radius` when it needs the estimator
-        (k ≥ 3).
+        (k ≥ 3); validated in every case.
 
     Returns
     -------
     EmpiricalSeparationReport
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the invalid argument; ``ValueError`` naming ``measure`` when a particle's
+        norm exceeds the float64 range (directions are computed without overflow).
     """
     if not isinstance(measure, ParticleMeasure):
         raise TypeError(f"measure must be a ParticleMeasure; got {describe(measure)}")
@@ -445,18 +472,23 @@ def empirical_separation(
         raise ValueError(f"measure must be a single measure; got batch_shape {measure.batch_shape}")
     thm = _theorem(activation, theorem)
     eps = None if eps is None else check_positive("eps", eps)
-    keep = measure.masses > 0
-    th = measure.theta[keep]
-    a, u = th[:, 0], th[:, 1:]
+    n_probe, confidence, gen = _probe_args(n_probe, confidence, rng)
+    th = measure.theta[measure.masses > 0].astype(np.float64)
+    a = th[:, 0]
+    scale, length, unit = _polar_rows(th if thm == "3.3" else th[:, 1:])
+    with np.errstate(over="ignore"):
+        norms = scale * length
+    if not np.all(np.isfinite(norms)):
+        raise ValueError(
+            "measure has particles whose norm overflows float64 (entries up to "
+            f"{np.max(np.abs(th)):.3g}); rescale it"
+        )
     if thm == "3.3":
-        norms = np.linalg.norm(th, axis=1)
-        groups = {"all": th[norms > 0]}
-        radial = (float(norms.min()), float(norms.max()))
+        groups = {"all": unit[scale > 0]}
     else:
-        norms = np.linalg.norm(u, axis=1)
-        groups = {"a>0": u[(a >= 0) & (norms > 0)], "a<0": u[(a <= 0) & (norms > 0)]}
-        radial = (float(norms.min()), float(norms.max()))
-    gens = dict(zip(groups, np.random.default_rng(rng).spawn(len(groups)), strict=True))
+        groups = {"a>0": unit[(a >= 0) & (scale > 0)], "a<0": unit[(a <= 0) & (scale > 0)]}
+    radial = (float(norms.min()), float(norms.max()))
+    gens = dict(zip(groups, gen.spawn(len(groups)), strict=True))
     cover, counts, expected = {}, {}, {}
     for key, pts in groups.items():
         counts[key] = int(pts.shape[0])

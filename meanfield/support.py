@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from meanfield._validation import as_float_array, check_positive, describe
+from meanfield.covering import _polar_rows
 
 __all__ = ["Support", "support_of"]
 
@@ -197,23 +198,57 @@ class Support:
 
     # -- queries ----------------------------------------------------------------------
     def contains(self, theta: ArrayLike, *, atol: float = 0.0) -> NDArray[np.bool_]:
-        """Membership of points ``theta`` of shape ``(..., d+2)``; returns shape ``(...)``.
+        r"""Membership of points ``theta`` in S.
 
-        ``atol`` widens every constraint (angles in radians).
+        .. math:: \theta \in S \iff a \in A,\ \|u\| \in P,\ \|\theta\| \in R,\
+            \psi(\theta) \in \Psi,\ n_k\cdot u \ge c_k
+
+        Norms, angles and half-space tests are computed on rows rescaled by their largest
+        entry, so points near 1e±300 are classified exactly (a norm beyond the float64
+        range counts as +inf, which is the right side of every finite bound).
+
+        Parameters
+        ----------
+        theta : array_like, shape (..., d+2), d >= 1
+            Finite points θ = (a, w, b).
+        atol : float, default 0.0
+            Finite tolerance ≥ 0 that widens every constraint (angles in radians).
+
+        Returns
+        -------
+        ndarray of bool, shape (...)
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``theta`` is not a finite real array with at least 3 columns (or with a
+            number of columns other than the half-space normals' + 1), or ``atol`` is not a
+            finite real ≥ 0.
         """
-        th = as_float_array("theta", theta, min_ndim=1)
-        u = th[..., 1:]
-        rho, r = np.linalg.norm(u, axis=-1), np.linalg.norm(th, axis=-1)
-        psi = np.arctan2(rho, th[..., 0])
-        ok = _member(self.a, th[..., 0], atol) & _member(self.u_norm, rho, atol)
-        ok &= _member(self.norm, r, atol) & (_member(self.polar_angle, psi, atol) | (r == 0))
-        for n, c in self.u_halfspaces:
-            if len(n) != u.shape[-1]:
+        atol = check_positive("atol", atol, allow_zero=True)
+        th = as_float_array("theta", theta, min_ndim=1).astype(np.float64)
+        if th.shape[-1] < 3:
+            raise ValueError(f"theta must have shape (..., d+2) with d >= 1; got shape {th.shape}")
+        for n, _ in self.u_halfspaces:
+            if len(n) != th.shape[-1] - 1:
                 raise ValueError(
                     f"theta must have {len(n) + 1} columns to match the half-space "
                     f"normals; got shape {th.shape}"
                 )
-            ok &= u @ np.asarray(n) >= c - atol * np.linalg.norm(n)
+        s, nrm, _ = _polar_rows(th)
+        s_u, n_u, _ = _polar_rows(th[..., 1:])
+        with np.errstate(over="ignore"):  # +inf: beyond float64, outside every finite bound
+            rho, r = s_u * n_u, s * nrm
+        s_safe, su_safe = np.where(s > 0, s, 1.0), np.where(s_u > 0, s_u, 1.0)
+        psi = np.arctan2(s_u / s_safe * n_u, th[..., 0] / s_safe)
+        ok = _member(self.a, th[..., 0], atol) & _member(self.u_norm, rho, atol)
+        ok &= _member(self.norm, r, atol) & (_member(self.polar_angle, psi, atol) | (s == 0))
+        for n, c in self.u_halfspaces:
+            normal = np.asarray(n)
+            with np.errstate(over="ignore"):  # n·u ≥ c' ⟺ n·(u/s_u) ≥ c'/s_u (±inf if u ≈ 0)
+                bound = (c - atol * float(np.linalg.norm(normal))) / su_safe
+            side = (th[..., 1:] / su_safe[..., None]) @ normal >= bound
+            ok &= np.where(s_u > 0, side, bound <= 0)
         return ok
 
     @property

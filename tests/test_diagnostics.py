@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 
 import meanfield.velocity as velocity
-from meanfield import convergence, diagnostics, recovery
+from meanfield import convergence, covering, diagnostics, recovery, separation, support
 from meanfield.convergence import convergence_time, detect_plateaus
 from meanfield.data import sample_inputs
 from meanfield.diagnostics import (
@@ -348,15 +348,235 @@ def test_trajectory_diagnostics_on_an_ensemble(teacher: ParticleMeasure) -> None
 
 
 @pytest.mark.parametrize(
-    ("module", "name"),
+    ("facade", "module"),
     [
-        (convergence, "Plateau"),
-        (convergence, "convergence_time"),
-        (convergence, "detect_plateaus"),
-        (recovery, "TeacherRecovery"),
-        (recovery, "effective_neuron_mmd"),
-        (recovery, "teacher_recovery"),
+        (diagnostics, convergence),
+        (diagnostics, recovery),
+        (separation, support),
+        (separation, covering),
     ],
 )
-def test_moved_names_stay_importable_from_diagnostics(module, name):
-    assert getattr(diagnostics, name) is getattr(module, name)
+def test_moved_names_stay_importable_from_their_old_module(facade, module) -> None:
+    for name in module.__all__:
+        assert getattr(facade, name) is getattr(module, name), name
+
+
+# -- hostile inputs (issue 9): a correct value or an error naming the parameter ---------------
+POP_TEACHER = ParticleMeasure(np.array([[1.0, 0.6, 0.8, 0.0], [-0.8, 0.0, 0.6, 0.8]]))
+STUDENT = ParticleMeasure(
+    np.array([[0.5, 1.0, -0.3, 0.2], [-1.0, 0.4, 0.8, -0.1], [0.7, -0.6, 0.1, 0.3]])
+)
+
+
+@pytest.mark.parametrize("bad", [-1.5, -math.inf, math.inf, math.nan, "1.0", True, [0.0]])
+def test_min_risk_must_be_a_finite_nonnegative_real(bad) -> None:
+    est = GaussianPopulationEstimator(POP_TEACHER)
+    with pytest.raises((ValueError, TypeError), match="min_risk"):
+        excess_risk(STUDENT, est, min_risk=bad)
+    traj = SimpleNamespace(times=np.arange(2.0), thetas=np.stack([STUDENT.theta] * 2), masses=None)
+    with pytest.raises((ValueError, TypeError), match="min_risk"):
+        trajectory_diagnostics(traj, est, min_risk=bad)
+    np.testing.assert_allclose(excess_risk(STUDENT, est, min_risk=1e300), est.risk(STUDENT) - 1e300)
+
+
+@pytest.mark.parametrize(
+    ("rng", "error"), [("seed", TypeError), (-1, ValueError), (2.5, TypeError)]
+)
+def test_certificate_names_a_bad_rng(rng, error) -> None:
+    with pytest.raises(error, match="rng"):
+        optimality_certificate(
+            STUDENT, GaussianPopulationEstimator(POP_TEACHER), n_starts=4, rng=rng
+        )
+
+
+def test_certificate_names_a_measure_of_another_dimension() -> None:
+    est = GaussianPopulationEstimator(POP_TEACHER)
+    with pytest.raises(ValueError, match=r"measure has input dimension d=3 .* d=2"):
+        optimality_certificate(ParticleMeasure(np.ones((2, 5))), est, n_starts=4)
+    with pytest.raises(ValueError, match="d=3"):
+        wasserstein_gradient_norm(ParticleMeasure(np.ones((2, 5))), est)
+
+
+class LinearJ(velocity.VelocityEstimator):
+    """A stub estimator with J(θ) = scale·(θ·e₁) on a ReLU model, for extreme magnitudes."""
+
+    def __init__(self, scale: float) -> None:
+        self.activation, self.d, self.scale = velocity.get_activation("relu"), 2, scale
+
+    def risk(self, measure):
+        return np.zeros(measure.batch_shape)
+
+    def first_variation(self, measure, theta=None):
+        return self.scale * self._points(measure, theta)[..., 0]
+
+    def grad_first_variation(self, measure, theta=None):
+        pts = self._points(measure, theta)
+        return self.scale * np.broadcast_to(np.eye(pts.shape[-1])[0], pts.shape)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e300, 1e-300])
+def test_certificate_descends_without_overflow_at_any_scale_of_j(scale: float) -> None:
+    """min over the unit sphere of scale·θ₁ is −scale, at −e₁ (no warning at 1e300)."""
+    mu = ParticleMeasure(np.array([[0.3, 1.0, -0.5, 0.2]]))
+    cert = optimality_certificate(mu, LinearJ(scale), n_starts=8, n_refine=4, max_iter=200, rng=0)
+    np.testing.assert_allclose(cert.value, -scale, rtol=1e-8)
+    np.testing.assert_allclose(cert.direction, [-1.0, 0.0, 0.0, 0.0], atol=1e-4)
+    np.testing.assert_allclose(cert.support_residual, scale * 0.3 / np.linalg.norm(mu.theta))
+
+
+def test_gradient_norm_overflow_names_the_measure() -> None:
+    mu = ParticleMeasure(np.array([[0.3, 1.0, -0.5, 0.2]]))
+    assert float(wasserstein_gradient_norm(mu, LinearJ(1e150))) == pytest.approx(1e300)
+    with pytest.raises(ValueError, match="measure"):
+        wasserstein_gradient_norm(mu, LinearJ(1e200))
+
+
+def test_balancedness_validates_theta_and_reports_overflow() -> None:
+    with pytest.raises(ValueError, match=r"theta must have shape .* got shape \(2, 0\)"):
+        balancedness(np.empty((2, 0)))
+    theta = np.array([[3.0, 1.0, 2.0, 0.5]])
+    np.testing.assert_allclose(balancedness(theta * 1e150), 3.75e300, rtol=1e-14)
+    with pytest.raises(ValueError, match=r"theta.*overflows"):
+        balancedness(theta * 1e200)
+    with pytest.raises(ValueError, match="after"):
+        balancedness_drift(theta, np.ones((1, 5)))
+    with pytest.raises(ValueError, match=r"after.*overflows"):
+        balancedness_drift(theta, theta * 1e200)
+    a_only, u_only = np.array([[1.3e154, 0.0, 0.0, 0.0]]), np.array([[0.0, 1.3e154, 0.0, 0.0]])
+    with pytest.raises(ValueError, match="drift overflows"):  # β = ±1.69e308 each
+        balancedness_drift(u_only, a_only)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), exponent=st.sampled_from([-300, -150, 150, 300]))
+def test_relative_displacement_is_scale_invariant_down_to_1e_minus_300(
+    seed: int, exponent: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    t0, th = rng.standard_normal((4, 5)), rng.standard_normal((3, 4, 5))
+    p = rng.uniform(0.1, 1.0, 4)
+    want = relative_displacement(t0, th, p)
+    got = relative_displacement(t0 * 10.0**exponent, th * 10.0**exponent, p * 1e300)
+    for w, g in zip(want, got, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-12)
+
+
+def test_relative_displacement_validates_masses_and_a_zero_start() -> None:
+    t0 = np.ones((3, 4))
+    for bad in (np.ones(5), [-1.0, 1.0, 1.0], np.zeros(3), 1.5, [[1.0, 1.0]]):
+        with pytest.raises(ValueError, match="masses"):
+            relative_displacement(t0, t0 + 1.0, bad)
+    with pytest.raises(ValueError, match="theta0 has no particle"):
+        relative_displacement(np.zeros((3, 4)), t0)
+    with pytest.raises(ValueError, match="theta0"):  # a ratio beyond float64
+        relative_displacement(np.full((1, 4), 5e-324), np.ones((1, 4)))
+    with pytest.raises(ValueError, match="theta"):
+        relative_displacement(t0, np.ones((2, 3, 5)))
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        ([[0]], TypeError),
+        ([1.5], TypeError),
+        (["a"], TypeError),
+        ([10**30], ValueError),
+        ([3], ValueError),
+        ("0", TypeError),
+    ],
+)
+def test_certificate_at_must_be_snapshot_indices(bad, error) -> None:
+    traj = SimpleNamespace(times=np.arange(3.0), thetas=np.ones((3, 2, 4)), masses=None)
+    est = GaussianPopulationEstimator(POP_TEACHER)
+    with pytest.raises(error, match="certificate_at"):
+        trajectory_diagnostics(traj, est, certificate_at=bad)
+    diag = trajectory_diagnostics(traj, est, certificate_at=np.array([-1, 0]), rng=0)
+    assert sorted(diag.certificate) == [0, 2]
+
+
+def test_trajectory_diagnostics_checks_its_snapshots_and_options_first() -> None:
+    est = GaussianPopulationEstimator(POP_TEACHER)
+    thetas = np.ones((3, 2, 4))
+    for times in (np.array([0.0, 2.0, 1.0]), np.empty(0)):
+        with pytest.raises(ValueError, match=r"trajectory\.times"):
+            trajectory_diagnostics(SimpleNamespace(times=times, thetas=thetas[: len(times)]), est)
+    traj = SimpleNamespace(times=np.arange(3.0), thetas=thetas, masses=np.ones(5))
+    with pytest.raises(ValueError, match=r"trajectory\.masses"):
+        trajectory_diagnostics(traj, est)
+    traj.masses = None
+    for kwargs, name in [({"eps": 0.0}, "eps"), ({"rng": "x"}, "rng"), ({"teacher": 3}, "teacher")]:
+        with pytest.raises((ValueError, TypeError), match=name):
+            trajectory_diagnostics(traj, est, **kwargs)
+    summary = trajectory_diagnostics(traj, est, eps=1e-30).summary()  # never converges: NaN
+    assert "convergence time (excess < 1e-30): nan" in summary
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"min_decades": 0.0}, "min_decades"),
+        ({"min_decades": -1.5}, "min_decades"),
+        ({"min_decades": [1.0]}, "min_decades"),
+        ({"min_decades": True}, "min_decades"),
+        ({"slope_tol": math.nan}, "slope_tol"),
+        ({"window_decades": math.inf}, "window_decades"),
+    ],
+)
+def test_detect_plateaus_validates_its_options(kwargs, name) -> None:
+    with pytest.raises((ValueError, TypeError), match=name):
+        detect_plateaus(np.geomspace(0.01, 100, 20), np.geomspace(1, 1e-3, 20), **kwargs)
+
+
+def test_detect_plateaus_near_the_float64_limits() -> None:
+    t = np.geomspace(1e200, 1e307, 60)
+    t[-1] = np.finfo(float).max
+    top = np.finfo(float).max
+    (p,) = detect_plateaus(t, np.full(60, top))
+    assert p.start == 1e200 and p.end == top and p.level == top and p.final
+    assert 108 < p.decades < 109
+    (q,) = detect_plateaus(t * 1e-300 * 1e-220, np.full(60, 5e-324))  # subnormal t and F
+    assert q.level == 5e-324 and q.final
+    bad = np.geomspace(0.01, 100, 20)
+    bad[3] = 1.7e308
+    with pytest.raises(ValueError, match="times must be nondecreasing"):
+        detect_plateaus(bad, np.ones(20))
+
+
+# -- teacher recovery at extreme magnitudes -----------------------------------------------------
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), exponent=st.sampled_from([-150, -75, 75, 150]))
+def test_recovery_is_exact_under_a_common_rescaling_near_1e300(seed: int, exponent: int) -> None:
+    """Scaling student and teacher by λ scales the effective masses and the MMD by λ²."""
+    rng = np.random.default_rng(seed)
+    student, teacher = gaussian(5, 2, rng=rng), notebook_teacher(3, 2, rng=rng)
+    lam = 10.0**exponent
+    big_s, big_t = student.with_theta(student.theta * lam), teacher.with_theta(teacher.theta * lam)
+    base, rec = teacher_recovery(student, teacher), teacher_recovery(big_s, big_t)
+    np.testing.assert_allclose(rec.mmd, base.mmd * lam**2, rtol=1e-12)
+    np.testing.assert_allclose(rec.student_mass, base.student_mass * lam**2, rtol=1e-12)
+    for name in ("mass_ratio", "angle", "particle_fraction"):
+        np.testing.assert_allclose(getattr(rec, name), getattr(base, name), rtol=1e-12)
+
+
+def test_recovery_returns_the_true_value_or_names_the_overflowing_measure() -> None:
+    huge = ParticleMeasure(np.array([[1.0, 1e300, -1e300, 1e300]] * 2))
+    # ν⁺ of `huge` is a mass √3·1e300 at one direction, the student's O(1): the MMD is
+    # √3·1e300 to float64 precision, not inf
+    np.testing.assert_allclose(effective_neuron_mmd(STUDENT, huge), math.sqrt(3) * 1e300)
+    with pytest.raises(ValueError, match="student or teacher"):  # p|a|‖u‖ ~ 1e600
+        effective_neuron_mmd(STUDENT, ParticleMeasure(np.array([[1e300, 1e300, 0.0, 0.0]])))
+    with pytest.raises(ValueError, match=r"mass_ratio.*teacher"):  # ratio ~ 1e600
+        teacher_recovery(STUDENT, POP_TEACHER.with_theta(POP_TEACHER.theta * 1e-300))
+    rec = teacher_recovery(STUDENT, POP_TEACHER, kappa=1e300)  # no overflow in the kernel
+    assert np.isfinite(float(rec.mmd)) and float(rec.mmd) > 0
+
+
+def test_teacher_neurons_of_zero_effective_mass_take_no_particle_and_ratio_one() -> None:
+    theta = np.array([[1.0, 0.6, 0.8, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    teacher = ParticleMeasure(np.vstack([theta, [[1.0, -0.6, -0.8, 0.0]]]), [0.4, 0.3, 0.3, 0.0])
+    student = ParticleMeasure(np.array([[1.0, 0.6, 0.8, 0.0], [1.0, -0.8, 0.6, 0.0]]))
+    rec = teacher_recovery(student, teacher)
+    np.testing.assert_allclose(rec.teacher_mass, [0.4, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(rec.mass_ratio, [2.5, 1.0, 1.0, 1.0])  # both go to neuron 0
+    np.testing.assert_allclose(rec.particle_fraction, [1.0, 0.0, 0.0, 0.0])
+    assert np.all(np.isnan(rec.angle[1:]))

@@ -10,8 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import meanfield.separation as separation
-from meanfield import covering, support
 from meanfield.covering import cap_fraction, covering_radius, expected_covering_radius
 from meanfield.measure import balanced, gaussian, notebook_sphere, sphere
 from meanfield.separation import check_separation, empirical_separation
@@ -398,16 +396,77 @@ def test_empirical_report_for_sigmoid_splits_the_signs_of_a() -> None:
     assert rep1.counts == {"a>0": 2, "a<0": 0} and rep1.resolution == math.pi
 
 
+# -- hostile inputs (issue 9): a correct value or an error naming the parameter ---------------
 @pytest.mark.parametrize(
-    ("module", "name"),
+    ("call", "name"),
     [
-        (support, "Support"),
-        (support, "support_of"),
-        (covering, "CoveringRadius"),
-        (covering, "cap_fraction"),
-        (covering, "covering_radius"),
-        (covering, "expected_covering_radius"),
+        (lambda: cap_fraction(np.array([0.5]), 0), "k"),
+        (lambda: cap_fraction(np.array([0.5]), 2.5), "k"),
+        (lambda: cap_fraction(np.array([0.5]), np.array([2, 2])), "k"),
+        (lambda: cap_fraction(np.array([np.inf]), 2), "t"),
+        (lambda: cap_fraction("a", 2), "t"),
+        (lambda: covering_radius(np.eye(3), confidence=[0.9]), "confidence"),
+        (lambda: covering_radius(np.eye(3), confidence=1.0), "confidence"),
+        (lambda: covering_radius(np.eye(3), confidence=True), "confidence"),
+        (lambda: covering_radius(np.eye(3), n_probe=0), "n_probe"),  # exact: n_probe unused
+        (lambda: covering_radius(np.eye(3), rng="seed"), "rng"),
+        (lambda: covering_radius(np.eye(3), method=3), "method"),
+        (lambda: expected_covering_radius(10, 2, n_rep=0), "n_rep"),
+        (lambda: expected_covering_radius(10, 2, rng=-1), "rng"),
+        (lambda: expected_covering_radius(10, 2, method="x"), "method"),
+        (lambda: check_separation("sphere", d=2, activation="sigmoid", radii=(2.0, 1.0)), "radii"),
+        (lambda: check_separation("sphere", d=2, activation="sigmoid", radii="ab"), "radii"),
+        (lambda: check_separation("sphere", d=2, radii=(1.0, 2.0, 3.0)), "radii"),
+        (lambda: check_separation("sphere", d=2, radii=(math.nan, 1.0)), "radii"),
+        (lambda: check_separation("sphere", d=2, r0=-1.0), "r0"),  # Thm 3.3: r0 unused
+        (
+            lambda: check_separation("sphere", d=2, activation="nonsense", theorem="3.3"),
+            "activation",
+        ),
+        (lambda: empirical_separation(sphere(5, 1, rng=0), n_probe=0), "n_probe"),
+        (lambda: empirical_separation(sphere(5, 1, rng=0), confidence=2.0), "confidence"),
+        (lambda: empirical_separation(sphere(5, 1, rng=0), rng="seed"), "rng"),
+        (lambda: Support.full().contains(np.empty((2, 0))), "theta"),
     ],
 )
-def test_moved_names_stay_importable_from_separation(module, name):
-    assert getattr(separation, name) is getattr(module, name)
+def test_invalid_arguments_are_named_even_when_unused(call, name) -> None:
+    with pytest.raises((ValueError, TypeError), match=name):
+        call()
+
+
+@pytest.mark.parametrize("atol", [math.nan, math.inf, -1.0, None, "0", True])
+def test_contains_validates_atol(atol) -> None:
+    with pytest.raises((ValueError, TypeError), match="atol"):
+        Support.u_halfspace(np.ones(3)).contains(np.ones(4), atol=atol)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    lam=st.sampled_from([1e-300, 5e-300, 1e150, 1e300, 1e307]),
+    psi=st.sampled_from([(0.0, 1.0), (0.5, math.pi / 2), (2.0, math.pi)]),
+)
+def test_cones_contain_the_rescaled_points_near_the_float64_limits(seed, lam, psi) -> None:
+    """A support made of cones (angles, a ≥ 0, half-spaces through 0) is scale-invariant."""
+    z = np.random.default_rng(seed).standard_normal((200, 4))
+    cone = Support(polar_angle=psi, u_halfspaces=[([1.0, -2.0, 0.5], 0.0)])
+    np.testing.assert_array_equal(cone.contains(lam * z), cone.contains(z))
+    np.testing.assert_array_equal(Support.positive_a().contains(lam * z), z[:, 0] >= 0)
+    shell = Support(norm=(0.5 * lam, 2.0 * lam))  # ‖θ‖ computed without overflow
+    np.testing.assert_array_equal(
+        shell.contains(lam * z),
+        (np.linalg.norm(z, axis=1) >= 0.5) & (np.linalg.norm(z, axis=1) <= 2),
+    )
+
+
+def test_covering_and_empirical_separation_near_the_float64_limits() -> None:
+    mu = sphere(40, 2, rng=3)
+    ref = empirical_separation(mu, rng=0)
+    for lam in (1e-300, 1e300):
+        rep = empirical_separation(mu.with_theta(mu.theta * lam), rng=0)
+        np.testing.assert_allclose(rep.resolution, ref.resolution, rtol=1e-12)
+        np.testing.assert_allclose(rep.radial_range, np.multiply(ref.radial_range, lam), rtol=1e-12)
+        p = mu.theta * lam
+        np.testing.assert_allclose(covering_radius(p).value, covering_radius(mu.theta).value)
+    with pytest.raises(ValueError, match="measure"):  # ‖θ‖ beyond float64
+        empirical_separation(mu.with_theta(np.full_like(mu.theta, 1.7e308)))
