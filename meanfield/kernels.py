@@ -1,88 +1,73 @@
 r"""Gaussian-input kernels K(θ, θ′) = E[σ(w·x + b) σ(w′·x + b′)] and their gradients.
 
-For x ~ N(0, I_d) the pre-activations u = w·x + b and u′ = w′·x + b′ are jointly
-Gaussian with means b, b′, variances s² = ‖w‖², s′² = ‖w′‖² and covariance w·w′, so every
-population quantity of a two-layer network is a double sum of K, in any dimension d
-(the feature kernel is E[φ(θ,x) φ(θ′,x)] = a a′ K(θ, θ′)).  A Gram block only needs the
-matrix w·w′ (one matmul): no array of shape (m, k, d) is formed.
+For x ~ N(0, I_d), u = w·x + b and u′ = w′·x + b′ are jointly Gaussian (means b, b′,
+standard deviations s = ‖w‖, s′ = ‖w′‖, correlation ρ = w·w′/(s s′)), so every population
+quantity of a two-layer network is a double sum of K in any dimension d (the feature
+kernel is a a′ K).  A block needs only w·w′, never an array of shape (m, k, d).  The
+formulas are derived on the "Gaussian kernels" page of the documentation.
 
-**ReLU.**  Write u = b + s z, u′ = b′ + s′ z′ with standard (z, z′) of correlation
-ρ = w·w′/(s s′), and put ρ̄ = √(1 − ρ²), α = b/s, α′ = b′/s′,
-β = (α − ρα′)/ρ̄, β′ = (α′ − ρα)/ρ̄ and Φ₂ = Φ₂(α, α′; ρ) = P(u > 0, u′ > 0).  Gaussian
-integration by parts (Stein's lemma E[z g] = E[∂_z g] + ρ E[∂_{z′} g]) gives
-E[z 1{u>0} 1{u′>0}] = φ(α)Φ(β′) + ρ φ(α′)Φ(β) and E[z z′ 1 1] = ρΦ₂ + …, whence
+**ReLU.**  With ρ̄ = √(1 − ρ²), α = b/s, α′ = b′/s′, β = (α − ρα′)/ρ̄,
+β′ = (α′ − ρα)/ρ̄ and Φ₂ = Φ₂(α, α′; ρ) (Stein's lemma; Cho & Saul 2009 for b = b′ = 0),
 
 .. math::
 
-    \mathbb E[\mathrm{relu}(u)\,\mathrm{relu}(u')] = (w\cdot w' + b b')\,\Phi_2
-    + b\, s' \varphi(\alpha')\,\Phi(\beta) + b'\, s\, \varphi(\alpha)\,\Phi(\beta')
-    + s s' \bar\rho\, \varphi(\alpha)\, \varphi(\beta')
+    K = (w\cdot w' + b b')\,\Phi_2 + b\, s' \varphi(\alpha')\,\Phi(\beta)
+        + b'\, s\, \varphi(\alpha)\,\Phi(\beta') + s s' \bar\rho\, \varphi(\alpha)\,
+        \varphi(\beta'),
 
-(the last term is s s′ (1 − ρ²) φ₂(α, α′; ρ)).  Stein's lemma on x gives the gradient
-∇_w E[relu(u) relu(u′)] = E[1{u>0} relu(u′) x] = A w + B w′ with
+    \nabla_w K = A w + \Phi_2\, w', \quad
+    A = \frac{\varphi(\alpha)}{s}\, s'\big((\alpha' - \rho\alpha)\Phi(\beta')
+        + \bar\rho\,\varphi(\beta')\big), \quad
+    \partial_b K = b'\,\Phi_2 + s'\big(\varphi(\alpha')\Phi(\beta)
+        + \rho\,\varphi(\alpha)\Phi(\beta')\big).
 
-.. math::
-
-    A = \frac{\varphi(\alpha)}{s}\,\mathbb E[\mathrm{relu}(u') \mid u = 0]
-      = \frac{\varphi(\alpha)}{s}\, s'\big((\alpha' - \rho\alpha)\Phi(\beta')
-        + \bar\rho\,\varphi(\beta')\big), \qquad B = \Phi_2,
-
-    \partial_b\, \mathbb E[\mathrm{relu}(u)\,\mathrm{relu}(u')] =
-    \mathbb E[1\{u>0\}\,\mathrm{relu}(u')] = b'\,\Phi_2
-    + s'\big(\varphi(\alpha')\Phi(\beta) + \rho\,\varphi(\alpha)\Phi(\beta')\big).
-
-With b = b′ = 0, Φ₂ = ¼ + arcsin(ρ)/(2π) and K is the arc-cosine kernel of degree 1
-(Cho & Saul 2009) halved: s s′ (sin ϑ + (π − ϑ) cos ϑ)/(2π), ϑ = arccos ρ.
-
-**erf.**  erf(u) = 2Φ(√2 u) − 1 and E[Φ(√2u) Φ(√2u′)] = P(Y ≤ √2u, Y′ ≤ √2u′) for
-independent standard Y, Y′, an orthant probability of the Gaussian pair
-(Y − √2 s z, Y′ − √2 s′ z′).  With D = 1 + 2s², h = √2 b/√D, h′ = √2 b′/√D′ and
-r = 2 w·w′/√(D D′):
+**erf.**  With D = 1 + 2s², h = √2 b/√D, r = 2 w·w′/√(DD′) (|r| < 1), β′ = (h′ − rh)/r̄
+and φ₂ = φ₂(h, h′; r) (Williams 1997 for b = b′ = 0),
 
 .. math::
 
-    \mathbb E[\mathrm{erf}(u)\,\mathrm{erf}(u')] = 4\,\Phi_2(h, h'; r) - 2\Phi(h)
-    - 2\Phi(h') + 1, \qquad
-    \partial_b = \frac{2\sqrt2\,\varphi(h)}{\sqrt D}\,\big(2\Phi(\beta') - 1\big),
+    K = 4\,\Phi_2(h, h'; r) - 2\Phi(h) - 2\Phi(h') + 1, \qquad
+    \partial_b K = \frac{2\sqrt2\,\varphi(h)}{\sqrt D}\,\big(2\Phi(\beta') - 1\big),
 
-    \nabla_w = \Big(-\frac{4h\varphi(h)}{D}\big(2\Phi(\beta') - 1\big)
-    - \frac{8 r\varphi_2}{D}\Big) w + \frac{8\varphi_2}{\sqrt{DD'}}\, w',
+    \nabla_w K = \Big(-\frac{4h\varphi(h)}{D}\big(2\Phi(\beta') - 1\big)
+    - \frac{8 r\varphi_2}{D}\Big) w + \frac{8\varphi_2}{\sqrt{DD'}}\, w'.
 
-with β′ = (h′ − r h)/r̄, φ₂ = φ₂(h, h′; r); b = b′ = 0 is Williams' (1997) arcsine
-kernel (2/π) arcsin r.  |r| < 1 always (r̄ √(DD′) = √(1 + 2s² + 2s′² + 4(s²s′² − (w·w′)²))).
+**Evaluation.**  With numba (``backend="auto"``) compiled loops evaluate each pair, Φ₂
+by Genz's (2004) algorithm, each unordered pair of a symmetric block once, threaded
+(:mod:`meanfield._fast_kernels`); the numpy reference (:mod:`meanfield.bivariate_normal`)
+uses Owen's (1956) T, and Genz's method for 1 − |ρ| < 1e-4 where T loses digits.  Both
+agree to about 1e-15 relative to the size of the terms.  Degenerate cases are exact
+limits with no NaN or warning: w = 0 makes u ≡ b (with 1{u ≥ 0} = 1{b ≥ 0}, the
+convention σ′(0) = 1 of :mod:`meanfield.activations`); |ρ| = 1 gives
+Φ₂(α, α′; 1) = Φ(min(α, α′)), Φ₂(α, α′; −1) = (Φ(α) − Φ(−α′))₊; |ρ| within 2⁻⁴⁸ of 1
+(rounding of w·w′) is snapped to ±1; huge biases reach the constant limit
+K = σ(b) E[σ(u′)].  A kernel that overflows float64 is refused (``ValueError``).
 
-Φ₂ (:func:`~meanfield.bivariate_normal.bivariate_normal_cdf`, in
-:mod:`meanfield.bivariate_normal` with the blocks) uses Owen's T function (Owen 1956)
-through :func:`scipy.special.owens_t`:
-Φ₂(h, k; ρ) = ½Φ(h) + ½Φ(k) − T(h, β′/h) − T(k, β/k) − δ.  In a symmetric block the
-pair (j, i) supplies T(k, β/k) of the pair (i, j), so T is evaluated once per ordered
-pair.  Blocks are computed in cache-sized row chunks, on worker threads for large ones.
-Degenerate cases are exact limits with no NaN or warning: w = 0 makes u ≡ b constant
-(independent of u′, with 1{u ≥ 0} = 1{b ≥ 0}, the convention σ′(0) = 1 of
-:mod:`meanfield.activations`); |ρ| = 1 gives Φ₂(α, α′; 1) = Φ(min(α, α′)),
-Φ₂(α, α′; −1) = (Φ(α) − Φ(−α′))₊ and Φ(β) → 1, 0 or ½; |ρ| within 2⁻⁴⁸ of 1 (rounding
-of w·w′ for parallel weights) is snapped to ±1.
-
-**Other activations** (sigmoid, tanh, mixed pairs) use Gauss–Hermite quadrature on the
-bivariate normal (:mod:`meanfield.quadrature`); see :func:`kernel_block`.
+**Other activations** (sigmoid, tanh, mixed pairs) use Gauss–Hermite quadrature
+(:mod:`meanfield.quadrature`, compiled in :mod:`meanfield._fast_quadrature`); see
+:func:`kernel_block`.
 
 References
 ----------
 Y. Cho, L. Saul. Kernel methods for deep learning. NeurIPS 2009.
 C. Williams. Computing with infinite networks. NeurIPS 1997.
 D. B. Owen. Tables for computing bivariate normal probabilities. Ann. Math. Stat. 1956.
+A. Genz. Numerical computation of rectangular bivariate and trivariate normal and t
+probabilities. Statistics and Computing 14 (2004), 251–260.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from meanfield._validation import as_float_array, check_int
+from meanfield import _fast_kernels
+from meanfield._validation import OverflowResultError, as_float_array, check_int
 from meanfield.activations import ACTIVATIONS, Activation, get_activation
 from meanfield.bivariate_normal import _BvnBlock, _Side
 from meanfield.bivariate_normal import bivariate_normal_cdf as bivariate_normal_cdf
@@ -107,6 +92,7 @@ __all__ = [
 
 Array = NDArray[np.floating]
 Method = Literal["auto", "closed", "quadrature"]
+Backend = Literal["auto", "numba", "numpy"]
 
 _RELU = ACTIVATIONS["relu"]
 _ERF = ACTIVATIONS["erf"]
@@ -186,15 +172,40 @@ class KernelBlock:
         -------
         value : ndarray, shape (..., m)
         grad : ndarray, shape (..., m, d+1)
+
+        Raises
+        ------
+        ValueError
+            If ``coef``, ``w`` or ``w_prime`` does not match the block or is not finite,
+            or if the sums overflow float64.
+        TypeError
+            If one of them is not an array of real numbers.
         """
-        cc = np.asarray(coef, dtype=float)[..., :, None]
         a, bb, g = self._grads()
-        gw = (a @ cc) * np.asarray(w, dtype=float) + bb @ (cc * np.asarray(w_prime, dtype=float))
-        return (self.value @ cc)[..., 0], np.concatenate([gw, g @ cc], axis=-1)
+        m, k = self.value.shape[-2:]
+        cc = as_float_array("coef", coef, min_ndim=1)
+        ww, wp = as_float_array("w", w, min_ndim=2), as_float_array("w_prime", w_prime, min_ndim=2)
+        for name, arr, want in (("coef", cc, (k,)), ("w", ww, (m, wp.shape[-1])),
+                                ("w_prime", wp, (k, ww.shape[-1]))):
+            try:
+                if arr.shape[-len(want):] != want:
+                    raise ValueError
+                np.broadcast_shapes(self.value.shape[:-2], arr.shape[: -len(want)])
+            except ValueError:
+                raise ValueError(
+                    f"{name} does not match the block of shape {self.value.shape} "
+                    f"(coef (..., k), w (..., m, d), w_prime (..., k, d)); got shape {arr.shape}"
+                ) from None
+        cc = cc.astype(np.float64, copy=False)[..., :, None]
+        with np.errstate(all="ignore"):
+            gw = (a @ cc) * ww + bb @ (cc * wp)
+            value, grad = (self.value @ cc)[..., 0], np.concatenate([gw, g @ cc], axis=-1)
+        _check_overflow((value, grad), "coef")
+        return value, grad
 
 
 def _split(theta: ArrayLike, name: str) -> tuple[Array, Array]:
-    th = check_theta(theta, name=name)
+    th = check_theta(theta, name=name).astype(np.float64, copy=False)  # computed in float64
     return th[..., 1:-1], th[..., -1]
 
 
@@ -223,10 +234,16 @@ def relu_kernel(theta: ArrayLike, theta_prime: ArrayLike | None = None) -> Array
     return gaussian_kernel(theta, theta_prime, activation="relu", method="closed")
 
 
-def _bias_free(w: ArrayLike, name: str) -> Array:
-    ww = as_float_array(name, w, min_ndim=2)
-    zero = np.zeros((*ww.shape[:-1], 1))
-    return np.concatenate([zero, ww, zero], axis=-1)
+def _bias_free_kernel(w: ArrayLike, w_prime: ArrayLike | None, activation: str) -> Array:
+    """K for particles (0, w, 0) and (0, w′, 0)."""
+
+    def theta(x: ArrayLike, name: str) -> Array:
+        ww = as_float_array(name, x, min_ndim=2)
+        zero = np.zeros((*ww.shape[:-1], 1))
+        return np.concatenate([zero, ww, zero], axis=-1)
+
+    wp = None if w_prime is None else theta(w_prime, "w_prime")
+    return gaussian_kernel(theta(w, "w"), wp, activation=activation, method="closed")
 
 
 def arccos_kernel(w: ArrayLike, w_prime: ArrayLike | None = None) -> Array:
@@ -249,8 +266,7 @@ def arccos_kernel(w: ArrayLike, w_prime: ArrayLike | None = None) -> Array:
     -------
     ndarray, shape (..., m, k)
     """
-    wp = None if w_prime is None else _bias_free(w_prime, "w_prime")
-    return gaussian_kernel(_bias_free(w, "w"), wp, activation="relu", method="closed")
+    return _bias_free_kernel(w, w_prime, "relu")
 
 
 def erf_kernel(w: ArrayLike, w_prime: ArrayLike | None = None) -> Array:
@@ -263,17 +279,14 @@ def erf_kernel(w: ArrayLike, w_prime: ArrayLike | None = None) -> Array:
 
     Parameters
     ----------
-    w : array_like, shape (..., m, d)
-        Weights (no bias).
-    w_prime : array_like, shape (..., k, d), optional
-        Second weights; default ``w``.
+    w, w_prime
+        As for :func:`arccos_kernel` (weights, no bias).
 
     Returns
     -------
     ndarray, shape (..., m, k)
     """
-    wp = None if w_prime is None else _bias_free(w_prime, "w_prime")
-    return gaussian_kernel(_bias_free(w, "w"), wp, activation="erf", method="closed")
+    return _bias_free_kernel(w, w_prime, "erf")
 
 
 # -- dispatch -----------------------------------------------------------------------------
@@ -291,6 +304,27 @@ def _check_method(method: str) -> None:
         raise ValueError(f"method must be 'auto', 'closed' or 'quadrature'; got {method!r}")
 
 
+def _check_backend(backend: str) -> None:
+    if backend not in ("auto", "numba", "numpy"):
+        raise ValueError(f"backend must be 'auto', 'numba' or 'numpy'; got {backend!r}")
+    if backend == "numba" and not _fast_kernels.available():
+        raise ImportError("backend='numba' needs numba: pip install numba")
+
+
+def _activation(value: str | Activation, name: str) -> Activation:
+    """:func:`~meanfield.activations.get_activation`, naming the parameter ``name``."""
+    try:
+        return get_activation(value)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(str(exc).replace("activation", name, 1)) from None
+
+
+def _check_overflow(arrays: Sequence[Array | None], names: str) -> None:
+    """Refuse non-finite results: they come from inputs too large for float64."""
+    if not all(a is None or np.all(np.isfinite(a)) for a in arrays):
+        raise OverflowResultError(f"{names}: the result overflows float64 (inputs too large)")
+
+
 def kernel_block(
     theta: ArrayLike,
     theta_prime: ArrayLike | None = None,
@@ -301,6 +335,7 @@ def kernel_block(
     n_nodes: int = DEFAULT_NODES,
     grad: bool = True,
     workers: int | None = None,
+    backend: Backend = "auto",
 ) -> KernelBlock:
     r"""Compute the block K[i, j] = E[σ(wᵢ·x + bᵢ) σ′(w′ⱼ·x + b′ⱼ)], x ~ N(0, I_d).
 
@@ -337,8 +372,15 @@ def kernel_block(
     grad : bool, default True
         Also compute A, B, G.
     workers : int, optional
-        Threads for the closed forms on large blocks (numpy and scipy ufuncs release the
-        GIL); default :func:`default_workers`.  The result does not depend on it.
+        Threads for the closed forms on large blocks (the compiled loops, numpy and scipy
+        ufuncs release the GIL); default :func:`default_workers`.  The result does not
+        depend on it.
+    backend : {"auto", "numba", "numpy"}, default "auto"
+        Closed forms: ``"numba"`` the compiled loops of :mod:`meanfield._fast_kernels`
+        (Φ₂ by Genz's algorithm, ImportError without numba), ``"numpy"`` the reference
+        (Φ₂ through Owen's T), ``"auto"`` numba when installed.  They agree to about
+        1e-15 relative to the size of the terms; inputs beyond 1e150 (or weights below
+        1e-150) always use the reference.
 
     Returns
     -------
@@ -348,7 +390,9 @@ def kernel_block(
     Raises
     ------
     ValueError
-        Unknown ``method``, no closed form for ``method="closed"``, or different d.
+        Unknown ``method`` or ``backend``, no closed form for ``method="closed"``, or
+        different d; :class:`~meanfield._validation.OverflowResultError` (a ValueError)
+        for a kernel that overflows float64 (huge weights or biases).
 
     Notes
     -----
@@ -360,28 +404,58 @@ def kernel_block(
     3e-5 (4e-4).  With ‖w‖ = 2: sigmoid 4e-3, 4e-4, 1e-5; tanh 8e-2, 2e-2, 4e-3.  ReLU
     (only to check the closed form): 1e-2, 3e-3, 2e-3 (∇K: 10%).  Cost O(m k n²).
     """
-    act = get_activation(activation)
-    act2 = act if activation_prime is None else get_activation(activation_prime)
-    _check_method(method)
-    n = check_int("n_nodes", n_nodes)
-    nw = default_workers() if workers is None else check_int("workers", workers)
-    w, b = _split(theta, "theta")
-    same = theta_prime is None
-    wp, bp = (w, b) if theta_prime is None else _split(theta_prime, "theta_prime")
-    if w.shape[-1] != wp.shape[-1]:
-        raise ValueError(
-            f"theta and theta_prime must have the same input dimension; got d={w.shape[-1]} "
-            f"and d={wp.shape[-1]}"
-        )
-    kind = next((a.name for a in (_RELU, _ERF) if act == a and act2 == a), None)
-    if method == "quadrature" or kind is None:
-        if method == "closed":
+    job = _Job(theta, theta_prime, activation, activation_prime, method, n_nodes, workers,
+               backend)
+    if job.kind is None:
+        blocks = _quadrature(job.w, job.b, job.wp, job.bp, job.act, job.act2, job.n,
+                             grad=grad, backend=backend, workers=job.workers)
+    else:
+        blocks = job.bvn(grad).run(job.workers, backend)
+    _check_overflow(blocks, job.names)
+    return KernelBlock(*blocks)
+
+
+class _Job:
+    """Validated arguments of :func:`kernel_block` (and of the population estimator's sums)."""
+
+    def __init__(
+        self, theta: ArrayLike, theta_prime: ArrayLike | None, activation: str | Activation,
+        activation_prime: str | Activation | None, method: str, n_nodes: int,
+        workers: int | None, backend: str,
+    ) -> None:
+        self.act = _activation(activation, "activation")
+        self.act2 = (self.act if activation_prime is None
+                     else _activation(activation_prime, "activation_prime"))
+        _check_method(method)
+        _check_backend(backend)
+        self.n = check_int("n_nodes", n_nodes)
+        self.workers = default_workers() if workers is None else check_int("workers", workers)
+        self.w, self.b = _split(theta, "theta")
+        self.same = theta_prime is None
+        if theta_prime is None:
+            self.wp, self.bp = self.w, self.b
+        else:
+            self.wp, self.bp = _split(theta_prime, "theta_prime")
+        if self.w.shape[-1] != self.wp.shape[-1]:
             raise ValueError(
-                f"no closed form for the activations ({act.name}, {act2.name}): closed forms "
-                "exist for relu and erf pairs"
+                "theta and theta_prime must have the same input dimension; got "
+                f"d={self.w.shape[-1]} and d={self.wp.shape[-1]}"
             )
-        return KernelBlock(*_quadrature(w, b, wp, bp, act, act2, n, grad=grad))
-    return KernelBlock(*_BvnBlock(kind, w, b, wp, bp, grad=grad, same=same).run(nw))
+        self.names = "theta" if self.same else "theta and theta_prime"
+        pair = (self.act, self.act2)
+        self.kind = next((a.name for a in (_RELU, _ERF) if pair == (a, a)), None)
+        if method == "quadrature" or self.kind is None:
+            if method == "closed":
+                raise ValueError(
+                    f"no closed form for the activations ({self.act.name}, {self.act2.name}): "
+                    "closed forms exist for relu and erf pairs"
+                )
+            self.kind = None
+
+    def bvn(self, grad: bool) -> _BvnBlock:
+        if self.kind is None:  # pragma: no cover - callers check kind
+            raise RuntimeError("internal error: no closed form")
+        return _BvnBlock(self.kind, self.w, self.b, self.wp, self.bp, grad=grad, same=self.same)
 
 
 def gaussian_kernel(
@@ -420,12 +494,8 @@ def gaussian_kernel(
 
 
 def gaussian_kernel_grad(
-    theta: ArrayLike,
-    theta_prime: ArrayLike | None = None,
-    *,
-    activation: str | Activation = "relu",
-    method: Method = "auto",
-    n_nodes: int = DEFAULT_NODES,
+    theta: ArrayLike, theta_prime: ArrayLike | None = None, *,
+    activation: str | Activation = "relu", method: Method = "auto", n_nodes: int = DEFAULT_NODES,
 ) -> Array:
     r"""Compute ∇_{(wᵢ, bᵢ)} K[i, j], the gradient in the first argument, as a dense array.
 
@@ -437,14 +507,8 @@ def gaussian_kernel_grad(
 
     Parameters
     ----------
-    theta, theta_prime : array_like, shapes (..., m, d+2) and (..., k, d+2)
-        Particles (``theta_prime`` defaults to ``theta``).
-    activation : str or Activation, default "relu"
-        σ.
-    method : {"auto", "closed", "quadrature"}
-        See :func:`kernel_block`.
-    n_nodes : int, default 32
-        Quadrature nodes per axis.
+    theta, theta_prime, activation, method, n_nodes
+        As for :func:`gaussian_kernel`.
 
     Returns
     -------
@@ -464,16 +528,23 @@ def _mean_and_grad(
     _check_method(method)
     n = check_int("n_nodes", n_nodes)
     w, b = _split(theta, "theta")
-    if method != "quadrature" and act in (_RELU, _ERF):
-        sd = _Side(w, b, act.name)
-        if act == _RELU:
-            return sd.mean, np.concatenate([sd.dos[..., None] * w, sd.prob[..., None]], -1)
-        d_b = 2.0 * sd.scale * sd.ph  # ∂_b erf(b/√D) = 2√2 φ(h)/√D
-        d_w = -2.0 * b * d_b / sd.dd  # ∂_w erf(b/√D) = −2b (∂_b)/D · w
-        return 2.0 * sd.cdf - 1.0, np.concatenate([d_w[..., None] * w, d_b[..., None]], -1)
-    if method == "closed":
+    if method == "closed" and act not in (_RELU, _ERF):
         raise ValueError(f"no closed form for the mean of {act.name}; closed: relu, erf")
-    return _quadrature_mean(w, b, act, n)
+    with np.errstate(all="ignore"):  # overflow is refused below
+        if method != "quadrature" and act in (_RELU, _ERF):
+            sd = _Side(w, b, act.name, "theta")
+            if act == _RELU:
+                mean = sd.mean
+                grad = np.concatenate([sd.dos[..., None] * w, sd.prob[..., None]], -1)
+            else:
+                d_b = 2.0 * sd.scale * sd.ph  # ∂_b erf(b/√D) = 2√2 φ(h)/√D
+                d_w = -2.0 * b * d_b / sd.dd  # ∂_w erf(b/√D) = −2b (∂_b)/D · w
+                mean = 2.0 * sd.cdf - 1.0
+                grad = np.concatenate([d_w[..., None] * w, d_b[..., None]], -1)
+        else:
+            mean, grad = _quadrature_mean(w, b, act, n)
+    _check_overflow((mean, grad), "theta")
+    return mean, grad
 
 
 def gaussian_mean(
@@ -511,11 +582,8 @@ def gaussian_mean(
 
 
 def gaussian_mean_grad(
-    theta: ArrayLike,
-    *,
-    activation: str | Activation = "relu",
-    method: Method = "auto",
-    n_nodes: int = DEFAULT_NODES,
+    theta: ArrayLike, *,
+    activation: str | Activation = "relu", method: Method = "auto", n_nodes: int = DEFAULT_NODES,
 ) -> Array:
     r"""Compute the gradient of E[σ(w·x + b)] with respect to (w, b).
 
@@ -529,14 +597,8 @@ def gaussian_mean_grad(
 
     Parameters
     ----------
-    theta : array_like, shape (..., m, d+2)
-        Particles.
-    activation : str or Activation, default "relu"
-        σ.
-    method : {"auto", "closed", "quadrature"}
-        As for :func:`kernel_block`.
-    n_nodes : int, default 32
-        Quadrature nodes.
+    theta, activation, method, n_nodes
+        As for :func:`gaussian_mean`.
 
     Returns
     -------

@@ -21,18 +21,22 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from meanfield._validation import check_int, describe
+from meanfield import _fast_kernels
+from meanfield._validation import OverflowResultError, check_int, describe
 from meanfield.activations import Activation, get_activation
 from meanfield.data import Teacher
-from meanfield.kernels import KernelBlock, _check_method, kernel_block
+from meanfield.kernels import _check_backend, _check_method, _Job, kernel_block
 from meanfield.measure import ParticleMeasure
 from meanfield.quadrature import DEFAULT_NODES
 from meanfield.velocity import VelocityEstimator
 
 __all__ = ["GaussianPopulationEstimator"]
 
+Array = NDArray[np.floating]
+
 _PAIR_BUDGET = 1 << 22
-"""Most (point, particle) pairs per kernel block before the points are chunked."""
+"""Most (point, particle) pairs per kernel block before the points are chunked (4× that
+for the compiled contraction with d ≤ 8, which forms no array of pairs)."""
 
 
 class GaussianPopulationEstimator(VelocityEstimator):
@@ -54,12 +58,11 @@ class GaussianPopulationEstimator(VelocityEstimator):
 
     with no input sample and no sampling noise (Chizat & Bach 2018; Mei, Montanari &
     Nguyen 2018).  ReLU and erf use the closed forms of :mod:`meanfield.kernels` (through
-    the bivariate normal distribution function, Owen's T); other activations (and mixed
+    the bivariate normal distribution function Φ₂); other activations (and mixed
     student/teacher pairs) Gauss–Hermite quadrature with ``n_nodes`` nodes per axis (its
     error is documented in :func:`meanfield.kernels.kernel_block`).  Everything is
     vectorised over particles and ensembles (leading axes of μ, of the teacher and of the
-    evaluation points broadcast); the Gram blocks are m × m and m × m₀, and of the weights
-    only w·w′ is formed, by a matmul.
+    evaluation points broadcast); of the weights only w·w′ is formed.
 
     Parameters
     ----------
@@ -73,8 +76,11 @@ class GaussianPopulationEstimator(VelocityEstimator):
     method : {"auto", "closed", "quadrature"}, default "auto"
         Passed to :func:`meanfield.kernels.kernel_block`.
     workers : int, optional
-        Threads for the ReLU Gram blocks (default
+        Threads for the closed-form Gram blocks (default
         :func:`meanfield.kernels.default_workers`); results do not depend on it.
+    backend : {"auto", "numba", "numpy"}, default "auto"
+        Passed to :func:`meanfield.kernels.kernel_block`: with numba the closed forms
+        are contracted as they are computed, without forming the blocks.
 
     Raises
     ------
@@ -85,9 +91,15 @@ class GaussianPopulationEstimator(VelocityEstimator):
 
     Notes
     -----
+    A result that overflows float64 (positions near 1e300) is refused with
+    :class:`~meanfield._validation.OverflowResultError`, a ``ValueError`` that the
+    dynamics report as a divergence.
+
     The evaluation at the particles themselves (``theta=None``) uses the symmetric
-    m × m block, which halves the Owen-T evaluations.  Memory is about 20 arrays of
-    batch × m × (m + m₀) floats; beyond 2²² pairs the points are processed in chunks.
+    m × m block, each unordered pair once.  With numba the closed forms are summed as
+    they are computed (:func:`meanfield._fast_kernels.contract`): memory is one batch ×
+    m × (m + m₀) array at most (none for d ≤ 8); the numpy reference forms about 20 such
+    arrays.  Beyond 2²² pairs the points are processed in chunks.
     """
 
     def __init__(
@@ -98,6 +110,7 @@ class GaussianPopulationEstimator(VelocityEstimator):
         n_nodes: int = DEFAULT_NODES,
         method: str = "auto",
         workers: int | None = None,
+        backend: str = "auto",
     ) -> None:
         self.activation = get_activation(activation)
         if isinstance(target, Teacher):
@@ -111,15 +124,18 @@ class GaussianPopulationEstimator(VelocityEstimator):
                 f"general target); got {describe(target)}"
             )
         _check_method(method)
+        _check_backend(backend)
         self.teacher = teacher
         self.teacher_activation = teacher_act
         self.d = teacher.d
         self.n_nodes = check_int("n_nodes", n_nodes)
         self.method = method
+        self.backend = backend
         self.workers = None if workers is None else check_int("workers", workers)
         self._coef_t = teacher.masses * teacher.a
-        k_tt = self._kernel(teacher.theta, None, teacher_act, teacher_act, grad=False).value
-        self._energy_t = np.einsum("...i,...ij,...j->...", self._coef_t, k_tt, self._coef_t)
+        k_t = self._contract(teacher.theta, None, self._coef_t, teacher_act, teacher_act,
+                             grad=False)[0]
+        self._energy_t = np.einsum("...i,...i->...", self._coef_t, k_t)
 
     def _check(self, measure: ParticleMeasure) -> None:
         super()._check(measure)
@@ -131,27 +147,46 @@ class GaussianPopulationEstimator(VelocityEstimator):
                 f"teacher's batch_shape {self.teacher.batch_shape}"
             ) from None
 
-    def _kernel(
+    def _contract(
         self,
-        theta: NDArray[np.floating],
-        theta_prime: NDArray[np.floating] | None,
+        theta: Array,
+        theta_prime: Array | None,
+        coef: Array,
         act: Activation,
         act2: Activation,
         *,
         grad: bool,
-    ) -> KernelBlock:
-        return kernel_block(
-            theta,
-            theta_prime,
-            activation=act,
-            activation_prime=act2,
-            method=self.method,  # type: ignore[arg-type]
-            n_nodes=self.n_nodes,
-            grad=grad,
-            workers=self.workers,
-        )
+    ) -> tuple[Array, Array | None]:
+        """Σⱼ cⱼ K(θ, θ′ⱼ) and Σⱼ cⱼ ∇_{(w,b)} K(θ, θ′ⱼ) for the activations (σ, σ′).
 
-    def risk(self, measure: ParticleMeasure) -> NDArray[np.floating]:
+        The compiled closed forms (:func:`meanfield._fast_kernels.contract`) sum as they
+        go, without forming the block; otherwise :func:`~meanfield.kernels.kernel_block`
+        forms it and :meth:`~meanfield.kernels.KernelBlock.contract` contracts it.
+        """
+        job = _Job(theta, theta_prime, act, act2, self.method, self.n_nodes, self.workers,
+                   self.backend)
+        batch = np.broadcast_shapes(job.w.shape[:-2], job.wp.shape[:-2])
+        if job.kind is not None and self.backend != "numpy" and _fast_kernels.available():
+            bvn = job.bvn(grad)
+            if bvn.safe and np.broadcast_shapes(batch, coef.shape[:-1]) == batch:
+                k, d = job.wp.shape[-2], job.w.shape[-1]
+                value, g = _fast_kernels.contract(
+                    job.kind, *bvn.fast_args(),
+                    np.ascontiguousarray(np.broadcast_to(coef, (*batch, k)).reshape(-1, k)),
+                    grad=grad, same=job.same, workers=job.workers,
+                )
+                return (_finite(value.reshape(*batch, -1)),
+                        None if g is None else _finite(g.reshape(*batch, -1, d + 1)))
+        blk = kernel_block(theta, theta_prime, activation=act, activation_prime=act2,
+                           method=self.method,  # type: ignore[arg-type]
+                           n_nodes=self.n_nodes, grad=grad, workers=job.workers,
+                           backend=self.backend)  # type: ignore[arg-type]
+        if grad:
+            return blk.contract(coef, job.w, job.wp)
+        with np.errstate(all="ignore"):
+            return _finite((blk.value @ coef[..., :, None])[..., 0]), None
+
+    def risk(self, measure: ParticleMeasure) -> Array:
         r"""Compute the exact population risk F(μ).
 
         .. math:: F(\mu) = \tfrac12\big(c^\top K_{\mu\mu} c - 2 c^\top K_{\mu\nu} c^\star
@@ -159,8 +194,8 @@ class GaussianPopulationEstimator(VelocityEstimator):
 
         Parameters
         ----------
-        measure : ParticleMeasure
-            μ, positions ``(..., m, d+2)``.
+        measure
+            As for :meth:`VelocityEstimator.risk <meanfield.velocity.VelocityEstimator.risk>`.
 
         Returns
         -------
@@ -169,24 +204,24 @@ class GaussianPopulationEstimator(VelocityEstimator):
         """
         self._check(measure)
         coef = measure.masses * measure.a
-        k_ss = self._kernel(measure.theta, None, self.activation, self.activation, grad=False)
-        k_st = self._kernel(
-            measure.theta, self.teacher.theta, self.activation, self.teacher_activation,
-            grad=False,
-        )
-        ss = np.einsum("...i,...ij,...j->...", coef, k_ss.value, coef)
-        st = np.einsum("...i,...ij,...j->...", coef, k_st.value, self._coef_t)
-        return 0.5 * (ss - 2.0 * st + self._energy_t)
+        act, act_t = self.activation, self.teacher_activation
+        k_s = self._contract(measure.theta, None, coef, act, act, grad=False)[0]
+        k_t = self._contract(measure.theta, self.teacher.theta, self._coef_t, act, act_t,
+                             grad=False)[0]
+        with np.errstate(all="ignore"):
+            ss = np.einsum("...i,...i->...", coef, k_s)
+            st = np.einsum("...i,...i->...", coef, k_t)
+            return _finite(0.5 * (ss - 2.0 * st + self._energy_t))
 
-    def excess_risk(self, measure: ParticleMeasure) -> NDArray[np.floating]:
+    def excess_risk(self, measure: ParticleMeasure) -> Array:
         r"""Compute the excess risk F(μ) − inf F = F(μ) (the teacher is realisable).
 
         .. math:: F(\mu) - \inf F = F(\mu), \qquad \inf F = F(\nu) = 0
 
         Parameters
         ----------
-        measure : ParticleMeasure
-            μ, positions ``(..., m, d+2)``.
+        measure
+            As for :meth:`risk`.
 
         Returns
         -------
@@ -208,35 +243,32 @@ class GaussianPopulationEstimator(VelocityEstimator):
 
     def _residual_terms(
         self, measure: ParticleMeasure, theta: ArrayLike | None, *, grad: bool
-    ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating] | None]:
+    ) -> tuple[Array, Array, Array | None]:
         """Points, R(θ) and Σ c ∇_{(w,b)}K (student minus teacher), chunked over points."""
         pts = self._points(measure, theta)
         same = theta is None
         coef = measure.masses * measure.a
         batch = np.broadcast_shapes(pts.shape[:-2], measure.batch_shape, self.teacher.batch_shape)
         pairs = int(np.prod(batch, dtype=np.int64)) * measure.m
-        chunk = max(1, _PAIR_BUDGET // max(pairs, 1))
+        budget = _PAIR_BUDGET
+        if (self.backend != "numpy" and _fast_kernels.available()
+                and measure.d <= _fast_kernels.GRAM_INLINE_D):
+            budget <<= 2  # the compiled contraction forms no (point, particle) array
+        chunk = max(1, budget // max(pairs, 1))
         k = pts.shape[-2]
         if same and k > chunk:
             same = False  # too large for one symmetric block: chunk the rows instead
         values, grads = [], []
         for start in range(0, k, chunk if not same else k):
             p = pts[..., start : start + chunk, :] if not same else pts
-            blk_s = self._kernel(
-                p, None if same else measure.theta, self.activation, self.activation, grad=grad
-            )
-            blk_t = self._kernel(
-                p, self.teacher.theta, self.activation, self.teacher_activation, grad=grad
-            )
-            w = p[..., 1:-1]
-            if grad:
-                r_s, g_s = blk_s.contract(coef, w, measure.w)
-                r_t, g_t = blk_t.contract(self._coef_t, w, self.teacher.w)
-                grads.append(g_s - g_t)
-            else:
-                r_s = (blk_s.value @ coef[..., :, None])[..., 0]
-                r_t = (blk_t.value @ self._coef_t[..., :, None])[..., 0]
-            values.append(r_s - r_t)
+            act, act_t = self.activation, self.teacher_activation
+            r_s, g_s = self._contract(p, None if same else measure.theta, coef, act, act,
+                                      grad=grad)
+            r_t, g_t = self._contract(p, self.teacher.theta, self._coef_t, act, act_t, grad=grad)
+            with np.errstate(all="ignore"):
+                values.append(_finite(r_s - r_t))
+                if g_s is not None and g_t is not None:
+                    grads.append(_finite(g_s - g_t))
         r = values[0] if len(values) == 1 else np.concatenate(values, axis=-1)
         g = None
         if grad:
@@ -245,7 +277,7 @@ class GaussianPopulationEstimator(VelocityEstimator):
 
     def first_variation(
         self, measure: ParticleMeasure, theta: ArrayLike | None = None
-    ) -> NDArray[np.floating]:
+    ) -> Array:
         r"""Compute the exact first variation J_μ(θ) at points.
 
         .. math:: J_\mu(\theta) = a\Big(\sum_i p_i a_i K(\theta, \theta_i)
@@ -253,21 +285,21 @@ class GaussianPopulationEstimator(VelocityEstimator):
 
         Parameters
         ----------
-        measure : ParticleMeasure
-            μ, positions ``(..., m, d+2)``.
-        theta : array_like, shape (..., k, d+2), optional
-            Points; default: the particles of μ.
+        measure, theta
+            As for :meth:`VelocityEstimator.first_variation
+            <meanfield.velocity.VelocityEstimator.first_variation>`.
 
         Returns
         -------
         ndarray, shape (..., k)
         """
         pts, r, _ = self._residual_terms(measure, theta, grad=False)
-        return pts[..., 0] * r
+        with np.errstate(all="ignore"):
+            return _finite(pts[..., 0] * r)
 
     def grad_first_variation(
         self, measure: ParticleMeasure, theta: ArrayLike | None = None
-    ) -> NDArray[np.floating]:
+    ) -> Array:
         r"""Compute the exact gradient ∇_θ J_μ(θ) at points (v_μ = −∇J_μ).
 
         .. math:: \partial_a J_\mu(\theta) = R(\theta), \qquad
@@ -276,14 +308,13 @@ class GaussianPopulationEstimator(VelocityEstimator):
 
         Parameters
         ----------
-        measure : ParticleMeasure
-            μ, positions ``(..., m, d+2)``.
-        theta : array_like, shape (..., k, d+2), optional
-            Points; default: the particles of μ.
+        measure, theta
+            As for :meth:`first_variation`.
 
         Returns
         -------
         ndarray, shape (..., k, d+2)
+            (∂_a J_μ, ∇_w J_μ, ∂_b J_μ) at each point.
         """
         pts, r, g = self._residual_terms(measure, theta, grad=True)
         if g is None:  # pragma: no cover - grad=True always returns the gradient
@@ -291,5 +322,15 @@ class GaussianPopulationEstimator(VelocityEstimator):
         shape = np.broadcast_shapes(r.shape, pts.shape[:-1])
         out = np.empty((*shape, pts.shape[-1]), dtype=np.result_type(r, g))
         out[..., 0] = r
-        out[..., 1:] = pts[..., 0, None] * g
-        return out
+        with np.errstate(all="ignore"):
+            out[..., 1:] = pts[..., 0, None] * g
+        return _finite(out)
+
+
+def _finite(result: Array) -> Array:
+    """Return ``result``, or refuse it when the positions were too large for float64."""
+    if not np.all(np.isfinite(result)):
+        raise OverflowResultError(
+            "measure or theta: the result overflows float64 (positions too large)"
+        )
+    return result

@@ -19,8 +19,10 @@ import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 from numpy.typing import NDArray
 
+from meanfield import _fast_quadrature
 from meanfield._validation import check_int
-from meanfield.activations import Activation
+from meanfield.activations import ACTIVATIONS, Activation
+from meanfield.bivariate_normal import _std
 
 __all__ = ["DEFAULT_NODES", "gauss_hermite"]
 
@@ -61,20 +63,48 @@ def gauss_hermite(n_nodes: int) -> tuple[Array, Array]:
 
 def _quadrature(
     w: Array, b: Array, wp: Array, bp: Array, act: Activation, act2: Activation, n: int,
-    *, grad: bool,
+    *, grad: bool, backend: str = "auto", workers: int = 1,
 ) -> tuple[Array, Array | None, Array | None, Array | None]:
-    """Blocks K, A, B, G of a pair (formula in :func:`meanfield.kernels.kernel_block`)."""
+    """Blocks K, A, B, G of a pair (formula in :func:`meanfield.kernels.kernel_block`).
+
+    The compiled loops of :mod:`meanfield._fast_quadrature` run for built-in activations
+    unless ``backend="numpy"``; the loop below over the n² nodes is the reference.
+    """
     t, om = _gh(n)
-    s = np.sqrt(np.einsum("...i,...i->...", w, w))
-    sp = np.sqrt(np.einsum("...i,...i->...", wp, wp))
-    den = s[..., :, None] * sp[..., None, :]
-    rho = np.clip((w @ np.swapaxes(wp, -1, -2)) / np.where(den > 0, den, 1.0), -1.0, 1.0)
+    with np.errstate(all="ignore"):  # huge weights: non-finite results are refused later
+        s, sp = _std(w), _std(wp)
+        unit = w / np.where(s > 0, s, 1.0)[..., None]
+        unit_p = wp / np.where(sp > 0, sp, 1.0)[..., None]
+        rho = np.clip(unit @ np.swapaxes(unit_p, -1, -2), -1.0, 1.0)
+        codes = [_fast_quadrature.ACTIVATION_CODES.get(a.name) for a in (act, act2)]
+        builtin = all(ACTIVATIONS.get(a.name) is a for a in (act, act2))
+        if (backend != "numpy" and builtin and codes[0] is not None and codes[1] is not None
+                and _fast_quadrature.available()):
+            batch = rho.shape[:-2]
+            m, k = rho.shape[-2:]
+
+            def flat(x: Array, size: int) -> Array:
+                return np.ascontiguousarray(np.broadcast_to(x, (*batch, size)).reshape(-1, size))
+
+            out = _fast_quadrature.blocks(
+                codes[0], codes[1], t, om, flat(s, m), flat(b, m), flat(sp, k),
+                flat(bp, k), np.ascontiguousarray(rho.reshape(-1, m, k)), grad=grad,
+                workers=workers,
+            )
+            return tuple(None if a is None else a.reshape(rho.shape) for a in out)  # type: ignore[return-value]
+        return _quadrature_numpy(s, b, sp, bp, rho, act, act2, t, om, grad=grad)
+
+
+def _quadrature_numpy(
+    s: Array, b: Array, sp: Array, bp: Array, rho: Array, act: Activation, act2: Activation,
+    t: Array, om: Array, *, grad: bool,
+) -> tuple[Array, Array | None, Array | None, Array | None]:
     v = sp[..., None, :] * np.sqrt((1.0 - rho) * (1.0 + rho))
     slope = sp[..., None, :] * rho
     u = b[..., :, None] + s[..., :, None] * t  # (..., m, n)
     f1, d1 = act.value(u) * om, act.derivative(u) * om
     acc = [np.zeros_like(rho) for _ in range(4 if grad else 1)]  # K, G, M, D
-    for kk in range(n):
+    for kk in range(t.shape[0]):
         mu = bp[..., None, :] + slope * t[kk]
         inner, inner_d = np.zeros_like(rho), np.zeros_like(rho)
         for tl, ol in zip(t, om, strict=True):
@@ -97,7 +127,7 @@ def _quadrature(
 def _quadrature_mean(w: Array, b: Array, act: Activation, n: int) -> tuple[Array, Array]:
     """E[σ(u)] and its gradient in (w, b) for u = b + ‖w‖ Z (Stein's lemma in Z)."""
     t, om = _gh(n)
-    s = np.sqrt(np.einsum("...i,...i->...", w, w))
+    s = _std(w)
     u = b[..., None] + s[..., None] * t
     der = act.derivative(u)
     coef = np.divide((der * t) @ om, s, out=np.zeros_like(s), where=s > 0)

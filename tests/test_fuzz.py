@@ -530,13 +530,6 @@ def run_case(case: Case, draw) -> None:
 
 # -- bugs whose fix is pending in modules this file does not own ---------------------------
 PENDING: dict[str, str] = {
-    "population-overflow": "GaussianPopulationEstimator and the Gaussian kernels at weights "
-    "near 1e300 warn (overflow/invalid) or return inf/NaN — fix pending in "
-    "meanfield/population.py, meanfield/kernels.py, meanfield/bivariate_normal.py",
-    "kernel-activation-prime": "kernel_block(activation_prime=bad) names 'activation' in its "
-    "message — fix pending in meanfield/kernels.py",
-    "kernelblock-contract": "KernelBlock.contract does not validate coef (NaN accepted, numpy "
-    "shape errors, ComplexWarning) — fix pending in meanfield/kernels.py",
     "online-sgd-measure": "online_sgd(non-measure) raises AttributeError (measure.d read "
     "before validation) — fix pending in meanfield/sgd.py",
     "step-from-tau-m": "step_from_tau/tau_from_step accept a non-integer m (2.5 truncated to 2) "
@@ -550,12 +543,6 @@ for _key in filter(None, os.environ.get("MEANFIELD_FUZZ_FIXED", "").split(",")):
 
 KNOWN: list[tuple[str, str, str]] = [
     # (case name pattern, "parameter:corruption" pattern, PENDING key)
-    ("diagnostics.*", "measure:huge", "population-overflow"),
-    ("GaussianPopulationEstimator.*", "measure:huge", "population-overflow"),
-    ("GaussianPopulationEstimator.*", "theta:huge", "population-overflow"),
-    ("kernels.*", "*:huge", "population-overflow"),
-    ("kernels.kernel_block", "activation_prime:*", "kernel-activation-prime"),
-    ("KernelBlock.contract", "coef:*", "kernelblock-contract"),
     ("sgd.online_sgd", "measure:[ans]*", "online-sgd-measure"),
     ("sgd.step_from_tau", "m:float", "step-from-tau-m"),
     ("sgd.tau_from_step", "m:float", "step-from-tau-m"),

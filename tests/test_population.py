@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import meanfield.population as population
-import meanfield.velocity as velocity
 from meanfield import ParticleMeasure, SampleEstimator, Teacher, notebook_sphere, notebook_teacher
 from meanfield.activations import get_activation
 from meanfield.network import feature, feature_grad
@@ -183,7 +184,8 @@ def test_chunked_evaluation_matches(monkeypatch):
     teacher = ParticleMeasure(rng.standard_normal((3, 5)))
     est = GaussianPopulationEstimator(teacher)
     whole = est.grad_first_variation(mu), est.first_variation(mu)
-    monkeypatch.setattr(population, "_PAIR_BUDGET", 150)  # 150 // (2·40) = 1 row per chunk
+    # 150 // (2·40) = 1 row per chunk (7 with the compiled contraction: 4× the budget)
+    monkeypatch.setattr(population, "_PAIR_BUDGET", 150)
     chunked = est.grad_first_variation(mu), est.first_variation(mu)
     for a, b in zip(whole, chunked, strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-13)
@@ -250,10 +252,19 @@ def test_argument_errors():
     assert get_activation("relu") == est.activation
 
 
-def test_estimator_stays_importable_from_velocity():
-    from meanfield.velocity import GaussianPopulationEstimator as moved
-
-    assert moved is GaussianPopulationEstimator
-    assert velocity.GaussianPopulationEstimator is GaussianPopulationEstimator
-    with pytest.raises(AttributeError, match="no_such_name"):
-        velocity.no_such_name  # noqa: B018
+def test_positions_too_large_for_float64_are_refused_without_warnings():
+    """K(θ, θ) ~ ‖θ‖² overflows near 1e300: a ValueError naming the measure, no warning."""
+    teacher = ParticleMeasure(np.array([[1.0, 0.6, 0.8, 0.0], [-0.8, 0.0, 0.6, 0.8]]))
+    huge = ParticleMeasure(np.array([[1.0, 1e300, -1e300, 1e300]]))
+    for backend in ("auto", "numpy"):
+        est = GaussianPopulationEstimator(teacher, backend=backend)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for fn in (est.risk, est.velocity, est.first_variation):
+                with pytest.raises(ValueError, match=r"theta|measure"):
+                    fn(huge)
+            # a huge bias far below the kernel's overflow: an exact, finite answer
+            far = ParticleMeasure(np.array([[1e-150, 0.3, 0.2, -1e150]]))
+            assert np.isfinite(est.risk(far)) and np.all(np.isfinite(est.velocity(far)))
+    with pytest.raises(ValueError, match="backend"):
+        GaussianPopulationEstimator(teacher, backend="cuda")

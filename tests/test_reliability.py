@@ -200,22 +200,49 @@ def test_kernels_at_huge_biases_reach_the_constant_limit(activation, b):
     np.testing.assert_allclose(mean, [sb], rtol=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="relu/erf Gaussian kernels overflow (np.square of the bias) at |b| = 1e300 "
-    "(RuntimeWarning, non-finite blocks) — fix pending in meanfield/kernels.py / "
-    "meanfield/bivariate_normal.py",
-)
 @pytest.mark.parametrize("activation", ["relu", "erf"])
-def test_closed_form_kernels_at_bias_1e300(activation):
-    th = np.array([[1.0, 0.5, -1.0, -1e300]])
+@pytest.mark.parametrize("b", [-1e300, 1e300, -1.7e308, 1.7e308])
+def test_closed_form_kernels_at_bias_1e300(activation, b):
+    """The exact limit K = σ(b) E[σ(u′)], with no warning, on both backends."""
+    th = np.array([[1.0, 0.5, -1.0, b]])
     th2 = np.array([[1.0, 0.3, 0.8, -0.2]])
+    sb = float(get_activation(activation)(np.array(b)))
+    expected = sb * kernels.gaussian_mean(th2, activation=activation)[None]
+    for backend in ("numpy", "auto"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            blk = kernels.kernel_block(th, th2, activation=activation, backend=backend)
+        np.testing.assert_allclose(blk.value, expected, rtol=1e-6)
+        for f in BLOCK_FIELDS:
+            assert np.all(np.isfinite(getattr(blk, f))), f
+
+
+@pytest.mark.parametrize("activation", ["relu", "erf", "sigmoid", "tanh"])
+def test_kernels_at_huge_weights_are_exact_or_refused(activation):
+    """‖w‖ ≈ 1e300: a finite block that matches the scaled-down one, or a ValueError."""
+    rng = np.random.default_rng(11)
+    th = rng.standard_normal((3, 4))
+    th2 = rng.standard_normal((2, 4))
+    big = th * 1e300
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        blk = kernels.kernel_block(th, th2, activation=activation)
-    sb = float(get_activation(activation)(np.array(-1e300)))
-    expected = sb * kernels.gaussian_mean(th2, activation=activation)[None]
-    np.testing.assert_allclose(blk.value, expected, rtol=1e-6)
+        try:
+            blk = kernels.kernel_block(big, th2, activation=activation)
+        except ValueError as exc:
+            assert "theta" in str(exc) and "overflow" in str(exc)
+            assert activation == "relu"  # K ~ ‖w‖‖w′‖ ~ 1e300 survives; w·w′ of two ~1e300 not
+            return
+    for f in BLOCK_FIELDS:
+        assert np.all(np.isfinite(getattr(blk, f))), f
+    if activation == "relu":  # 1-homogeneous in (w, b)
+        np.testing.assert_allclose(blk.value, 1e300 * kernels.relu_kernel(th, th2), rtol=1e-12)
+    elif activation == "erf":  # erf(λu) → sign(u): the arcsine law of the signs
+        ref = kernels.kernel_block(th * 1e8, th2, activation="erf").value
+        np.testing.assert_allclose(blk.value, ref, atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="theta"):
+            kernels.kernel_block(big, activation="relu")  # K(θ, θ) ~ 1e600
 
 
 # -- numerical extremes: a stiff, multi-scale flow ---------------------------------------------
