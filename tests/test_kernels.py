@@ -150,10 +150,12 @@ def test_erf_kernel_with_bias_matches_monte_carlo(pairs):
 @settings(max_examples=20, deadline=None)
 @given(pairs=particle_pairs(near_degenerate=False), act=st.sampled_from(["sigmoid", "tanh"]))
 def test_quadrature_kernel_matches_monte_carlo(pairs, act):
+    """A mixed pair of smooth activations (a kink, as relu's, converges too slowly in n)."""
     th, th2, rng = pairs
+    other = {"sigmoid": "tanh", "tanh": "sigmoid"}[act]
     x = rng.standard_normal((MC_N, th.shape[1] - 2))
-    got = K.kernel_block(th, th2, activation=act, activation_prime="relu", n_nodes=48).value
-    assert_within_se(got, *mc_moments(th, th2, act, "relu", x), floor=1e-4)
+    got = K.kernel_block(th, th2, activation=act, activation_prime=other, n_nodes=48).value
+    assert_within_se(got, *mc_moments(th, th2, act, other, x), floor=1e-4)
 
 
 @settings(max_examples=30, deadline=None)
@@ -341,7 +343,7 @@ def test_gram_matrices_are_psd(seed, act):
     th = rng.standard_normal((15, 4))
     th[3] = th[2]  # a duplicate
     th[5, 1:-1] = 0.0  # a constant neuron
-    gram = K.gaussian_kernel(th, activation=act, n_nodes=24)
+    gram = K.gaussian_kernel(th, activation=act, n_nodes=48)  # 24: sigmoid off by 2e-5
     gram = 0.5 * (gram + gram.T)  # quadrature is symmetric only up to its error
     assert np.linalg.eigvalsh(gram).min() >= -1e-10 * np.abs(gram).max()
 
