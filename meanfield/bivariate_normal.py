@@ -232,7 +232,8 @@ class _Side:
         if kind == "relu":  # exact w = 0 limits: u ≡ b
             self.ph = np.where(pos, self.ph, 0.0)
             self.prob = np.where(pos, self.cdf, (b >= 0).astype(float))
-            self.mean = np.where(pos, b * self.cdf + s * self.ph, np.maximum(b, 0.0))
+            with np.errstate(over="ignore"):  # beyond float64: the caller refuses the result
+                self.mean = np.where(pos, b * self.cdf + s * self.ph, np.maximum(b, 0.0))
             self.sf = s * self.ph  # s φ(α)
             self.dos = self.ph * self.scale  # φ(α)/s
 

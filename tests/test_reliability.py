@@ -592,3 +592,23 @@ def test_online_sgd_memory_does_not_grow_with_the_number_of_steps(backend, short
     per_step = 20 * 4 * 8
     assert peak_long < 1.25 * peak_short + 64_000, (peak_short, peak_long)
     assert peak_long < peak_short + 9 * short * per_step / 100
+
+
+def test_population_gradient_at_the_largest_floats_is_refused_not_warned():
+    """Found by random fuzzing: b·Φ(α) + ‖w‖φ(α) overflowed with a warning at b ≈ 1.7e308."""
+    teacher = mf.ParticleMeasure(
+        np.array([[0.1401190223039245, 1.7273053712733675, 0.26956915660385816,
+                   -1.7399929786955015, -1.3394214723851778]]))
+    student = mf.ParticleMeasure(
+        np.array([[0.32745326589758483, -0.44673041426688237, 1.0178601227770294,
+                   -1.0707288310048229, -0.20384081433846699]]))
+    points = np.array([[1.3027846026308534e308, 3.6146201639403113e307, -8.0023482887720315e307,
+                        1.3197448229421384e308, 1.7e308],
+                       [1.8054818209486344e307, -7.0142623688711354e307, 5.0067308864333372e307,
+                        1.0022709611332886e308, -1.4843824333042087e306]])
+    est = mf.GaussianPopulationEstimator(teacher)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for method in (est.grad_first_variation, est.velocity):
+            with pytest.raises(ValueError, match="overflow"):
+                method(student, points)
