@@ -79,7 +79,7 @@ def _toolkit_prepare(p: Problem, backend: str | None = None) -> Prepared:
         traj = sgd(
             measure, stream, step=step, risk=False, record_steps=[0, n], progress=False, **extra
         )
-        return np.asarray(traj.final.theta)
+        return np.asarray(traj.thetas[-1])
 
     return run
 

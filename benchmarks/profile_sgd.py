@@ -9,7 +9,10 @@ m = 10⁵, d = 100, batch 100, 4 steps.  With ``line_profiler`` installed
 (``pip install line_profiler``) it prints per-line times of the step functions
 (``benchmarks.peers.numpy_step``, or ``meanfield.sgd.sgd`` and its hot path in
 ``meanfield.velocity``/``meanfield.network``, see ``HOT_FUNCTIONS``); without it,
-``cProfile`` (which does not see inside numpy's C calls).
+``cProfile`` (which does not see inside numpy's C calls).  With the compiled engines
+(``meanfield._fast``, numba) the time is inside compiled kernels, which neither profiler
+enters: time their phases instead (the kernels' docstrings say what each computes), or
+run with ``--impl ours`` and ``backend="numpy"`` to see the reference line by line.
 """
 
 from __future__ import annotations
@@ -22,18 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks import ours as ours_mod  # noqa: E402
-from benchmarks.peers import (  # noqa: E402
-    Problem,
-    notebook_problem,
-    numpy_sgd,
-    numpy_step,
-    teacher_problem,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: `benchmarks`
+from benchmarks import ours as ours_mod
+from benchmarks import peers
 
 # functions of the toolkit's SGD hot path, profiled line by line when they exist
 HOT_FUNCTIONS = [
@@ -44,10 +38,10 @@ HOT_FUNCTIONS = [
 ]
 
 
-def problem(size: str) -> Problem:
+def problem(size: str) -> peers.Problem:
     if size == "small":
-        return notebook_problem(500, rng=0)
-    return teacher_problem(100_000, 100, 100, 4, tau=0.025 * 100_000, rng=1)
+        return peers.notebook_problem(500, rng=0)
+    return peers.teacher_problem(100_000, 100, 100, 4, tau=0.025 * 100_000, rng=1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         if LineProfiler is not None:
             lp = LineProfiler()
             if impl is ours_mod.NUMPY_STAND_IN:
-                lp.add_function(numpy_step)
-                lp.add_function(numpy_sgd)
+                lp.add_function(peers.numpy_step)
+                lp.add_function(peers.numpy_sgd)
             else:
                 for mod, name in HOT_FUNCTIONS:
                     fn = getattr(importlib.import_module(mod), name, None)

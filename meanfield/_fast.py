@@ -1,4 +1,4 @@
-r"""Compiled SGD kernels (numba), checked against the numpy reference of :mod:`meanfield.sgd`.
+r"""Compiled SGD engines (numba), checked against the numpy reference of :mod:`meanfield.sgd`.
 
 One SGD step on a minibatch (x_k, y_k)_{k ≤ B} of one run computes
 
@@ -8,32 +8,32 @@ One SGD step on a minibatch (x_k, y_k)_{k ≤ B} of one run computes
     \theta_i \leftarrow \theta_i - \eta\Big(\frac1B\sum_k r_k\big(\sigma(u_{ki}),\,
     a_i\sigma'(u_{ki})x_k,\, a_i\sigma'(u_{ki})\big) + \lambda\theta_i\Big)
 
-(Mei, Montanari & Nguyen 2018; Chizat & Bach 2018), exactly as
+(Mei, Montanari & Nguyen 2018; Chizat & Bach 2018), as
 :func:`~meanfield.velocity.residual_on_sample` and
-:func:`~meanfield.velocity.first_variation_grad_on_sample` do, in the same order of
-floating-point operations except for the order of the sums (so the two agree to rounding,
-about 1e-16 per step).  Two engines:
+:func:`~meanfield.velocity.first_variation_grad_on_sample` do, up to the order of the sums
+and fused multiply-adds, so the two agree to rounding (about 1e-16 per step).  Engines
+(:class:`Engine` picks one from m, d, B and the number of runs R):
 
-* fused (``"serial"``, ``"ensemble"``): a whole block of steps in one compiled call,
-  looping over steps, samples, neurons and input coordinates, with the positions held as
-  columns ``(d+2, m)`` so that the inner loops vectorise.  A run's arithmetic does not
-  depend on the ensemble it belongs to, so an ensemble member equals the same run made
-  alone, bitwise.  The sum over neurons is taken in chunks of :data:`CHUNK` neurons,
-  in order.  An ensemble shares its runs among threads (one per core; the kernels
-  release the GIL).  No OpenMP: the engines are safe in threads and across ``fork``.
-* ``"blas"``: for large m·d, the two matrix products of a step (u = X Wᵀ and the
-  gradient Cᵀ X) go to BLAS, the element-wise work between them to compiled loops
-  over preallocated buffers, in place.
+* ``"serial"`` (one run) and ``"ensemble"`` (R runs shared among threads, one per core):
+  a whole block of steps in one compiled call per run (:mod:`meanfield._fast_serial`);
+* ``"lanes"`` (R ≥ 2 runs of a small network): W = 8 runs side by side in the lanes of
+  one vector register, blocks of W runs shared among threads
+  (:mod:`meanfield._fast_ensemble`);
+* ``"blas"`` (large m·d): the two matrix products of a step in BLAS, the element-wise
+  work in compiled loops.
 
-numba is optional: without it :func:`available` is ``False`` and :mod:`meanfield.sgd`
-uses its numpy reference.
+The serial, ensemble and lanes engines do the same floating-point operations on each run,
+so an ensemble member equals its solo run bitwise; the choice of ``"blas"`` depends on
+(m, d, B) only.  The kernels release the GIL; no OpenMP, so the engines are safe in
+threads and across ``fork``.  numba is optional: without it :func:`available` is
+``False`` and :mod:`meanfield.sgd` uses its numpy reference.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import itertools
-import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +41,10 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
+
+from meanfield import _fast_serial as _k
+from meanfield._fast_serial import CHUNK
 
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 """Whether numba is installed (it is imported, and the kernels compiled, on first use)."""
@@ -53,31 +57,16 @@ Array = NDArray[np.floating]
 
 #: Integer codes of the built-in activations in the kernels.
 ACTIVATION_CODES = {"relu": 0, "sigmoid": 1, "tanh": 2, "erf": 3}
-#: Neurons per chunk of the sum f(x) = Σᵢ pᵢaᵢσ(uᵢ) (partial sums per chunk, then the
-#: chunks in order: a fixed order, whatever the cache blocking).
-CHUNK = 2048
 #: Elements (sample × neuron) of a cache block of the fused kernels.
 _BLOCK_ELEMS = 2048
-#: BLAS engine from this input dimension d and B·m·d ≥ _BLAS_WORK: below, a threaded BLAS
-#: call (wake-up, idle workers spinning while the element-wise loops run) costs more
-#: than the fused loops.
+#: BLAS engine from this input dimension d and B·m·d ≥ _BLAS_WORK: below, the calls of a
+#: step (two BLAS products, the element-wise passes on threads) cost more than the fused
+#: loops; above, the fused loops' d multiply-adds per (sample × neuron) lose to BLAS.
 _BLAS_MIN_D = 16
-_BLAS_WORK = 1 << 24
-_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
-_KERNELS = [
-    "_sigma_rows",
-    "_sigma_both",
-    "_forward_chunk",
-    "_backward_chunk",
-    "_load_batch",
-    "_run_serial",
-    "_residuals",
-    "_update_cols",
-    "_transpose",
-    "_run_replicas",
-    "_blas_forward",
-    "_blas_backward",
-]
+_BLAS_WORK = 1 << 19
+#: B·m·d from which the BLAS engine's products use BLAS's threads.
+_BLAS_THREADED_WORK = 1 << 25
+KINDS = ("serial", "ensemble", "lanes", "blas")
 
 
 def _workers() -> int:
@@ -98,16 +87,26 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL[1]
 
 
+def _in_threads(fn: Any, n_items: int) -> None:
+    """Call ``fn(i0, i1)`` on contiguous shares of ``range(n_items)``, one per core."""
+    cuts = np.linspace(0, n_items, min(n_items, _workers()) + 1).astype(int).tolist()
+    futures = [_pool().submit(fn, i0, i1) for i0, i1 in itertools.pairwise(cuts[1:])]
+    fn(cuts[0], cuts[1])
+    for f in futures:
+        f.result()
+
+
 def available() -> bool:
     """Return whether numba is installed (the compiled engines can run)."""
     return HAVE_NUMBA
 
 
 def _compile() -> None:
-    """Import numba and turn the kernels of this module into compiled functions (once).
+    """Import numba and compile the kernels (once).
 
-    The kernels are plain Python functions until then, so importing :mod:`meanfield`
-    does not import numba; compiled code is cached on disk (``cache=True``).
+    The kernels of :mod:`meanfield._fast_serial` are plain Python functions until then,
+    so importing :mod:`meanfield` does not import numba; compiled code is cached on disk
+    (``cache=True``).
     """
     global _READY
     with _LOCK:
@@ -115,406 +114,26 @@ def _compile() -> None:
             return
         import numba
 
-        g = globals()
-        for name in _KERNELS:
+        from meanfield import _simd
+
+        g = vars(_k)
+        g["_fma"] = _simd.fma
+        for name in _k.KERNELS:
             g[name] = numba.njit(cache=True, fastmath=False, nogil=True)(g[name])
+        from meanfield import _fast_ensemble  # noqa: F401  (compiles its kernels)
+
         _READY = True
-
-
-# -- activations: value and derivative, the formulas of meanfield.activations ----------
-def _sigma_rows(u: Array, nr: int, nc: int, act: int) -> None:  # pragma: no cover
-    if act == 0:
-        for a in range(nr):
-            for b in range(nc):
-                v = u[a, b]
-                u[a, b] = 0.0 if v < 0.0 else v  # np.maximum(v, 0): NaN stays NaN
-    elif act == 1:
-        for a in range(nr):
-            for b in range(nc):
-                u[a, b] = 1.0 / (1.0 + math.exp(-u[a, b]))  # scipy.special.expit
-    elif act == 2:
-        for a in range(nr):
-            for b in range(nc):
-                u[a, b] = math.tanh(u[a, b])
-    else:
-        for a in range(nr):
-            for b in range(nc):
-                u[a, b] = math.erf(u[a, b])
-
-
-def _sigma_both(
-    u: Array, s: Array, ds: Array, nr: int, nc: int, act: int
-) -> None:  # pragma: no cover
-    if act == 0:
-        for a in range(nr):
-            for b in range(nc):
-                v = u[a, b]
-                s[a, b] = 0.0 if v < 0.0 else v
-                ds[a, b] = 1.0 if v >= 0.0 else 0.0  # σ'(0) = 1, the notebook's drelu
-    elif act == 1:
-        for a in range(nr):
-            for b in range(nc):
-                v = u[a, b]
-                s[a, b] = 1.0 / (1.0 + math.exp(-v))
-                ds[a, b] = s[a, b] * (1.0 / (1.0 + math.exp(v)))  # σ(u)σ(−u)
-    elif act == 2:
-        for a in range(nr):
-            for b in range(nc):
-                v = u[a, b]
-                s[a, b] = math.tanh(v)
-                e = math.exp(-2.0 * abs(v))
-                ds[a, b] = 4.0 * e / ((1.0 + e) * (1.0 + e))
-    else:
-        for a in range(nr):
-            for b in range(nc):
-                v = u[a, b]
-                s[a, b] = math.erf(v)
-                t = min(abs(v), 64.0)
-                ds[a, b] = _TWO_OVER_SQRT_PI * math.exp(-(t * t))
-
-
-# -- fused engine ----------------------------------------------------------------------
-def _forward_chunk(
-    ts: Array, p: Array, xt: Array, c0: int, c1: int, act: int, ut: Array, fc: Array
-) -> None:  # pragma: no cover
-    """fc[k] = Σ_{c0 ≤ i < c1} pᵢaᵢσ(uₖᵢ), summed over i in order (ts: columns (d+2, m))."""
-    d, bsz = xt.shape
-    nbm = ut.shape[0]
-    for k in range(bsz):
-        fc[k] = 0.0
-    for i0 in range(c0, c1, nbm):
-        i1 = min(i0 + nbm, c1)
-        for i in range(i0, i1):
-            w = ts[1, i]
-            for k in range(bsz):
-                ut[i - i0, k] = xt[0, k] * w
-            for j in range(1, d):
-                w = ts[1 + j, i]
-                for k in range(bsz):
-                    ut[i - i0, k] += xt[j, k] * w
-            w = ts[d + 1, i]
-            for k in range(bsz):
-                ut[i - i0, k] += w
-        _sigma_rows(ut, i1 - i0, bsz, act)
-        for i in range(i0, i1):
-            pa = p[i] * ts[0, i]
-            for k in range(bsz):
-                fc[k] += ut[i - i0, k] * pa
-
-
-def _backward_chunk(
-    ts: Array,
-    new: Array,
-    xb: Array,
-    rs: Array,
-    c0: int,
-    c1: int,
-    act: int,
-    eta: float,
-    lam: float,
-    u: Array,
-    s: Array,
-    ds: Array,
-    g: Array,
-) -> float:  # pragma: no cover
-    """Write the stepped neurons c0 ≤ i < c1 into ``new``; return the sum of their entries."""
-    bsz, d = xb.shape
-    nbm = u.shape[1]
-    total = 0.0
-    for i0 in range(c0, c1, nbm):
-        nb = min(i0 + nbm, c1) - i0
-        for k in range(bsz):  # u_ki, the same operations in the same order as the forward
-            x = xb[k, 0]
-            for q in range(nb):
-                u[k, q] = x * ts[1, i0 + q]
-            for j in range(1, d):
-                x = xb[k, j]
-                for q in range(nb):
-                    u[k, q] += x * ts[1 + j, i0 + q]
-            for q in range(nb):
-                u[k, q] += ts[d + 1, i0 + q]
-        _sigma_both(u, s, ds, bsz, nb, act)
-        for c in range(d + 2):
-            for q in range(nb):
-                g[c, q] = 0.0
-        for k in range(bsz):
-            r = rs[k]
-            for q in range(nb):
-                g[0, q] += r * s[k, q]
-                ds[k, q] = r * ds[k, q] * ts[0, i0 + q]  # c_ki = r_k σ'(u_ki) a_i
-            for j in range(d):
-                x = xb[k, j]
-                for q in range(nb):
-                    g[1 + j, q] += ds[k, q] * x
-            for q in range(nb):
-                g[d + 1, q] += ds[k, q]
-        total += _update_cols(ts, new, g, i0, i0 + nb, i0, eta, lam)
-    return total
-
-
-def _update_cols(
-    src: Array, dst: Array, g: Array, c0: int, c1: int, goff: int, eta: float, lam: float
-) -> float:  # pragma: no cover
-    """Set columns c0 ≤ i < c1 of dst to src − η(g + λ src); return the sum of the new entries.
-
-    ``g[:, i − goff]`` is the gradient of column i; its last row is scratch space for
-    per-column partial sums (so the loop stays vectorised).  ``dst`` may be ``src``.
-    """
-    dd = src.shape[0]
-    tq = g[dd]
-    for q in range(c1 - c0):
-        tq[c0 - goff + q] = 0.0
-    for c in range(dd):
-        for q in range(c1 - c0):
-            th = src[c, c0 + q]
-            gc = g[c, c0 - goff + q]
-            if lam != 0.0:
-                gc = gc + lam * th
-            v = gc * (-eta) + th
-            dst[c, c0 + q] = v
-            tq[c0 - goff + q] += v
-    total = 0.0
-    for q in range(c1 - c0):
-        total += tq[c0 - goff + q]
-    return total
-
-
-def _load_batch(
-    x: Array, y: Array, s: int, r: int, xt: Array, xb: Array, yb: Array
-) -> None:  # pragma: no cover
-    rx = r if x.shape[1] > 1 else 0
-    ry = r if y.shape[1] > 1 else 0
-    bsz, d = xb.shape
-    for k in range(bsz):
-        yb[k] = y[s, ry, k]
-        for j in range(d):
-            v = x[s, rx, k, j]
-            xb[k, j] = v
-            xt[j, k] = v
-
-
-def _run_serial(
-    state: Array,
-    p: Array,
-    x: Array,
-    y: Array,
-    r: int,
-    n: int,
-    act: int,
-    eta: float,
-    lam: float,
-    nbm: int,
-) -> int:  # pragma: no cover
-    """Step one run ``n`` times; ``state[0]`` (columns (d+2, m)) in, result in ``state[0]``.
-
-    Stops before the first step whose new positions do not sum to a finite number and
-    returns the number of steps done.
-    """
-    _, dd, m = state.shape
-    bsz, d = x.shape[2], x.shape[3]
-    xt = np.empty((d, bsz))
-    xb = np.empty((bsz, d))
-    yb = np.empty(bsz)
-    f = np.empty(bsz)
-    fc = np.empty(bsz)
-    rs = np.empty(bsz)
-    ut = np.empty((nbm, bsz))
-    u = np.empty((bsz, nbm))
-    s = np.empty((bsz, nbm))
-    ds = np.empty((bsz, nbm))
-    g = np.empty((dd + 1, nbm))
-    cur = 0
-    done = 0
-    for step in range(n):
-        _load_batch(x, y, step, r, xt, xb, yb)
-        for k in range(bsz):
-            f[k] = 0.0
-        for c0 in range(0, m, CHUNK):
-            _forward_chunk(state[cur], p, xt, c0, min(c0 + CHUNK, m), act, ut, fc)
-            for k in range(bsz):
-                f[k] += fc[k]
-        for k in range(bsz):
-            rs[k] = (f[k] - yb[k]) / bsz
-        total = 0.0
-        for c0 in range(0, m, CHUNK):
-            total += _backward_chunk(
-                state[cur],
-                state[1 - cur],
-                xb,
-                rs,
-                c0,
-                min(c0 + CHUNK, m),
-                act,
-                eta,
-                lam,
-                u,
-                s,
-                ds,
-                g,
-            )
-        if not math.isfinite(total):
-            break
-        cur = 1 - cur
-        done += 1
-    if cur == 1:
-        state[0, :, :] = state[1]
-    return done
-
-
-def _run_replicas(
-    states: Array,
-    p: Array,
-    x: Array,
-    y: Array,
-    r0: int,
-    r1: int,
-    n: int,
-    act: int,
-    eta: float,
-    lam: float,
-    nbm: int,
-    done: NDArray[np.int64],
-) -> None:  # pragma: no cover
-    """:func:`_run_serial` for runs r0 ≤ r < r1 of ``states (R, 2, d+2, m)``."""
-    for r in range(r0, r1):
-        done[r] = _run_serial(states[r], p[r], x, y, r, n, act, eta, lam, nbm)
-
-
-# -- BLAS engine: matrix products in BLAS, the element-wise work fused ------------------
-def _blas_forward(u: Array, b: Array, pa: Array, fc: Array, act: int) -> None:  # pragma: no cover
-    """Add b to u in place; set fc[c, k] = Σ_{i in chunk c} paᵢ σ(u_ki), summed in order."""
-    bsz, m = u.shape
-    row = np.empty((4, min(CHUNK, m)))
-    for c in range(fc.shape[0]):
-        c0 = c * CHUNK
-        nb = min(c0 + CHUNK, m) - c0
-        for k0 in range(0, bsz, 4):
-            kn = min(4, bsz - k0)
-            for kk in range(kn):
-                for q in range(nb):
-                    v = u[k0 + kk, c0 + q] + b[c0 + q]
-                    u[k0 + kk, c0 + q] = v
-                    row[kk, q] = v
-            _sigma_rows(row, kn, nb, act)
-            if kn == 4:  # four independent sums at once (each still in order)
-                a0 = a1 = a2 = a3 = 0.0
-                for q in range(nb):
-                    w = pa[c0 + q]
-                    a0 += row[0, q] * w
-                    a1 += row[1, q] * w
-                    a2 += row[2, q] * w
-                    a3 += row[3, q] * w
-                fc[c, k0], fc[c, k0 + 1], fc[c, k0 + 2], fc[c, k0 + 3] = a0, a1, a2, a3
-            else:
-                for kk in range(kn):
-                    acc = 0.0
-                    for q in range(nb):
-                        acc += row[kk, q] * pa[c0 + q]
-                    fc[c, k0 + kk] = acc
-
-
-def _residuals(fc: Array, y: Array, rs: Array) -> None:  # pragma: no cover
-    """rs_k = (Σ_c fc[c, k] − y_k) / B, the chunks summed in order."""
-    bsz = rs.shape[0]
-    for k in range(bsz):
-        f = 0.0
-        for c in range(fc.shape[0]):
-            f += fc[c, k]
-        rs[k] = (f - y[k]) / bsz
-
-
-def _blas_backward(
-    u: Array, a: Array, rs: Array, ga: Array, gb: Array, act: int
-) -> None:  # pragma: no cover
-    """Set ga = Σ_k r_k σ(u_k), u ← c = r σ'(u) a in place, gb = Σ_k c_k (chunk by chunk)."""
-    bsz, m = u.shape
-    nbm = min(CHUNK, m)
-    row = np.empty((1, nbm))
-    s = np.empty((1, nbm))
-    ds = np.empty((1, nbm))
-    for c0 in range(0, m, CHUNK):
-        nb = min(c0 + CHUNK, m) - c0
-        for q in range(nb):
-            ga[c0 + q] = 0.0
-            gb[c0 + q] = 0.0
-        for k in range(bsz):
-            r = rs[k]
-            if act == 0:  # ReLU inline: the same operations, one pass
-                for q in range(nb):
-                    v = u[k, c0 + q]
-                    cc = r * (1.0 if v >= 0.0 else 0.0) * a[c0 + q]
-                    ga[c0 + q] += r * (0.0 if v < 0.0 else v)
-                    u[k, c0 + q] = cc
-                    gb[c0 + q] += cc
-                continue
-            for q in range(nb):
-                row[0, q] = u[k, c0 + q]
-            _sigma_both(row, s, ds, 1, nb, act)
-            for q in range(nb):
-                ga[c0 + q] += r * s[0, q]
-                cc = r * ds[0, q] * a[c0 + q]
-                u[k, c0 + q] = cc
-                gb[c0 + q] += cc
-
-
-def _transpose(src: Array, dst: Array) -> None:  # pragma: no cover
-    """dst[j, i] = src[i, j], in 32 × 32 tiles (a strided copy of a large array is slow)."""
-    n0, n1 = src.shape
-    for i0 in range(0, n0, 32):
-        for j0 in range(0, n1, 32):
-            for i in range(i0, min(i0 + 32, n0)):
-                for j in range(j0, min(j0 + 32, n1)):
-                    dst[j, i] = src[i, j]
-
-
-def _run_blas(
-    state: Array,
-    p: Array,
-    x: Array,
-    y: Array,
-    r: int,
-    n: int,
-    act: int,
-    eta: float,
-    lam: float,
-    bufs: dict[str, Array],
-) -> int:
-    """Run the BLAS engine on columns ``state[0]`` (d+2, m), in place; else as :func:`_run_serial`.
-
-    ``bufs`` keeps the work arrays between calls.
-    """
-    _, dd, m = state.shape
-    bsz, d = x.shape[2], x.shape[3]
-    if "u" not in bufs or bufs["u"].shape != (bsz, m):
-        bufs.update(u=np.empty((bsz, m)), g=np.empty((dd + 1, m)), pa=np.empty(m))
-        bufs.update(fc=np.empty(((m + CHUNK - 1) // CHUNK, bsz)), rs=np.empty(bsz))
-    u, g, pa, fc, rs = bufs["u"], bufs["g"], bufs["pa"], bufs["fc"], bufs["rs"]
-    src = state[0]
-    rx = r if x.shape[1] > 1 else 0
-    ry = r if y.shape[1] > 1 else 0
-    done = 0
-    for step in range(n):  # (called under np.errstate: a non-finite step is detected below)
-        xs = np.ascontiguousarray(x[step, rx])
-        np.matmul(xs, src[1 : d + 1], out=u)
-        np.multiply(p, src[0], out=pa)
-        _blas_forward(u, src[d + 1], pa, fc, act)
-        _residuals(fc, y[step, ry], rs)
-        _blas_backward(u, src[0], rs, g[0], g[d + 1], act)
-        np.matmul(xs.T, u, out=g[1 : d + 1])
-        if not math.isfinite(_update_cols(src, src, g, 0, m, 0, eta, lam)):
-            break  # spoilt in place: Engine.run replays the block
-        done += 1
-    return done
 
 
 # -- dispatch ---------------------------------------------------------------------------
 class Engine:
     """A compiled SGD engine for one configuration (activation, m, d, B, number of runs).
 
-    ``kind`` says which kernels run: ``"serial"`` (one run), ``"ensemble"`` (the runs
-    shared among threads, one per core) or ``"blas"`` (large m·d, whatever R).  The first
-    two do the same arithmetic, so an ensemble member gives the bits of its solo run; the
-    choice of ``"blas"`` depends on (m, d, B) only.
+    ``kind`` says which kernels run (:data:`KINDS`): ``"serial"`` (one run),
+    ``"lanes"`` (several runs of a small network, W runs per vector), ``"ensemble"``
+    (several larger runs, shared among threads) or ``"blas"`` (large m·d, whatever R).
+    The first three do the same arithmetic on a run, so an ensemble member gives the
+    bits of its solo run; the choice of ``"blas"`` depends on (m, d, B) only.
 
     Parameters
     ----------
@@ -526,35 +145,73 @@ class Engine:
 
     def __init__(self, act: int, m: int, d: int, batch: int, runs: int) -> None:
         _compile()
+        from meanfield import _fast_ensemble
+
         self.act, self.m, self.d, self.batch, self.runs = act, m, d, batch, runs
         self.block = max(8, min(m, CHUNK, _BLOCK_ELEMS // batch))
         self._bufs: dict[str, Array] = {}
         if d >= _BLAS_MIN_D and m * batch * d >= _BLAS_WORK:
             self.kind = "blas"
+        elif runs == 1:
+            self.kind = "serial"
         else:
-            self.kind = "ensemble" if runs > 1 else "serial"
+            self.kind = "lanes" if _fast_ensemble.fits(m, d, batch) else "ensemble"
 
-    def _go(
-        self, states: Array, p: Array, x: Array, y: Array, n: int, eta: float, lam: float
-    ) -> int:
-        runs = states.shape[0]
-        done = np.zeros(runs, dtype=np.int64)
-        a, nb = self.act, self.block
-        if self.kind == "blas":
-            for r in range(runs):
-                done[r] = _run_blas(states[r], p[r], x, y, r, n, a, eta, lam, self._bufs)
-            return int(done.min())
-        # runs in contiguous shares, one per core: the kernels release the GIL
-        cuts = np.linspace(0, runs, min(runs, _workers()) + 1).astype(int).tolist()
-        args = (n, a, eta, lam, nb, done)
-        futures = [
-            _pool().submit(_run_replicas, states, p, x, y, r0, r1, *args)
-            for r0, r1 in itertools.pairwise(cuts[1:])
-        ]
-        _run_replicas(states, p, x, y, cuts[0], cuts[1], *args)
-        for f in futures:
-            f.result()
-        return int(done.min())
+    def _columns(
+        self, theta: Array, p: Array, x: Array, y: Array, n: int, eta: float, lam: float
+    ) -> tuple[Array, int]:
+        """Run the serial or ensemble engine: positions as columns ``(d+2, m)``."""
+        runs, m, dd = theta.shape
+        states = np.empty((runs, 2, dd, m))
+        for r in range(runs):
+            _k._transpose(theta[r], states[r, 0])
+        done = np.full(runs, n, dtype=np.int64)
+        if n:
+            args = (n, self.act, eta, lam, self.block, done)
+            _in_threads(lambda r0, r1: _k._run_replicas(states, p, x, y, r0, r1, *args), runs)
+        out = np.empty_like(theta, dtype=np.float64)
+        for r in range(runs):
+            _k._transpose(states[r, 0], out[r])
+        return out, int(done.min())
+
+    def _rows(
+        self, theta: Array, p: Array, x: Array, y: Array, n: int, eta: float, lam: float
+    ) -> tuple[Array, int]:
+        """Run the BLAS engine on a copy of the rows ``(m, d+2)``, in place.
+
+        Below :data:`_BLAS_THREADED_WORK` the BLAS products run on one thread: threads
+        gain little on products this small, and lose much when a core is busy elsewhere
+        (the others wait for it at every product).
+        """
+        out = np.array(theta, dtype=np.float64)
+        done = n
+        small = self.m * self.batch * self.d < _BLAS_THREADED_WORK
+        with threadpool_limits(limits=1, user_api="blas") if small else contextlib.nullcontext():
+            for r in range(out.shape[0]):
+                hyper = (self.act, eta, lam)
+                args = (n, hyper, self._bufs, _in_threads)
+                done = min(done, _k._run_blas(out[r], p[r], x, y, r, *args))
+        return out, done
+
+    def _lanes(
+        self, theta: Array, p: Array, x: Array, y: Array, n: int, eta: float, lam: float
+    ) -> tuple[Array, int]:
+        """Run the lanes engine: blocks of W runs, shared among threads."""
+        from meanfield._fast_ensemble import W, run_block
+
+        runs = theta.shape[0]
+        blocks = [np.arange(r0, min(r0 + W, runs)) for r0 in range(0, runs, W)]
+        out = np.empty_like(theta, dtype=np.float64)
+        done = np.full(len(blocks), n, dtype=np.int64)
+
+        def share(b0: int, b1: int) -> None:
+            for b in range(b0, b1):
+                rows = blocks[b]
+                args = (n, self.act, eta, lam, self.block)
+                out[rows], done[b] = run_block(theta, p, x, y, rows, *args)
+
+        _in_threads(share, len(blocks))
+        return out, int(done.min())
 
     def run(
         self, theta: Array, masses: Array, x: Array, y: Array, eta: float, lam: float
@@ -586,20 +243,13 @@ class Engine:
             every run is still finite (the caller redoes that step with the reference).
         """
         n = x.shape[0]
-        runs, m, dd = theta.shape
+        runs, m, _ = theta.shape
         p = np.ascontiguousarray(np.broadcast_to(masses, (runs, m)), dtype=np.float64)
-        states = np.empty((runs, 1 if self.kind == "blas" else 2, dd, m))  # BLAS: in place
-        for r in range(runs):
-            _transpose(theta[r], states[r, 0])
+        advance = {"lanes": self._lanes, "blas": self._rows}.get(self.kind, self._columns)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            done = self._go(states, p, x, y, n, eta, lam) if n else 0
+            out, done = advance(theta, p, x, y, n, eta, lam)
             if done < n:  # a run broke down: replay every run up to that step only
-                for r in range(runs):
-                    _transpose(theta[r], states[r, 0])
-                self._go(states, p, x, y, done, eta, lam)
-        out = np.empty_like(theta, dtype=np.float64)
-        for r in range(runs):
-            _transpose(states[r, 0], out[r])
+                out, _ = advance(theta, p, x, y, done, eta, lam)
         return out, done
 
 

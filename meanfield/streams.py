@@ -426,7 +426,14 @@ class ArrayStream(SampleStream):
     target : Target, ParticleMeasure or callable, optional
         y(x), used only for the default risk and to record the teacher.
     block_sizes : array_like of int, optional
-        Split of the S steps into blocks (e.g. frames), reported by :meth:`block_ends`.
+        Split of the S steps into blocks (e.g. frames), reported by :meth:`block_ends`:
+        positive integers summing to S.  Default: one block.
+
+    Raises
+    ------
+    ValueError
+        If ``y`` does not match ``x`` or ``block_sizes`` is not a 1-D array of positive
+        integers summing to S.
     """
 
     def __init__(
@@ -445,10 +452,19 @@ class ArrayStream(SampleStream):
         self.batch_size, self.d = xx.shape[-2], xx.shape[-1]
         self.target = None if target is None else as_target(target)
         steps = xx.shape[-3]
-        sizes = np.array([steps]) if block_sizes is None else np.asarray(block_sizes)
-        if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or sizes.sum() != steps:
+        if block_sizes is None:
+            self.sizes = np.array([steps], dtype=np.int64)
+            return
+        sizes = np.asarray(block_sizes)
+        if (
+            sizes.ndim != 1
+            or sizes.size == 0
+            or sizes.dtype.kind not in "iu"
+            or np.any(sizes <= 0)
+            or sizes.sum() != steps
+        ):
             raise ValueError(
-                f"block_sizes must be integers summing to {steps}; got {describe(sizes)}"
+                f"block_sizes must be positive integers summing to {steps}; got {describe(sizes)}"
             )
         self.sizes = sizes.astype(np.int64)
 
@@ -462,11 +478,12 @@ class ArrayStream(SampleStream):
         xs = [check_inputs(b[0], np.shape(b[0])[-1], name="x") for b in blocks]
         ys = [as_float_array("y", b[1]) for b in blocks]
         sizes = [xb.shape[-3] if xb.ndim >= 3 else 0 for xb in xs]
+        kept = np.array([n for n in sizes if n > 0], dtype=np.int64)  # empty blocks: no steps
         return cls(
             np.concatenate(xs, axis=-3),
             np.concatenate(ys, axis=-2),
             target=target,
-            block_sizes=np.array(sizes, dtype=np.int64),
+            block_sizes=kept if kept.size else None,
         )
 
     @property

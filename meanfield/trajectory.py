@@ -17,7 +17,6 @@ metadata string), written atomically.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import numbers
@@ -25,17 +24,22 @@ import os
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from tqdm.auto import tqdm
 
 from meanfield._io import atomic_write_bytes, to_json
-from meanfield._validation import OverflowResultError, as_float_array, check_index, describe
+
+# the machinery shared by the integrators lives in meanfield._recorder (re-exported here)
+from meanfield._recorder import Recorder as Recorder
+from meanfield._recorder import RiskFunction as RiskFunction
+from meanfield._recorder import progress_bar as progress_bar
+from meanfield._recorder import risk_from_estimator as risk_from_estimator
+from meanfield._validation import as_float_array, check_index, describe
 from meanfield.measure import ParticleMeasure, RNGLike
 
 __all__ = ["DivergenceError", "Trajectory", "describe_rng", "load_trajectory"]
@@ -43,7 +47,6 @@ __all__ = ["DivergenceError", "Trajectory", "describe_rng", "load_trajectory"]
 FORMAT = "meanfield.trajectory"
 FORMAT_VERSION = 1
 
-RiskFunction = Callable[[NDArray[np.floating]], NDArray[np.floating]]
 
 
 def _package_version() -> str:
@@ -118,6 +121,15 @@ class DivergenceError(RuntimeError):
         self.replicas = replicas
 
 
+class _Owned:
+    """An array handed to :class:`Trajectory` without a copy (used by :class:`Recorder`)."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: NDArray[np.floating]) -> None:
+        self.array = array
+
+
 def _readonly(arr: NDArray[Any]) -> NDArray[Any]:
     arr.flags.writeable = False
     return arr
@@ -169,7 +181,11 @@ class Trajectory:
 
     def __post_init__(self) -> None:
         times = as_float_array("times", self.times, ndim=1).astype(np.float64, copy=True)
-        thetas = as_float_array("thetas", self.thetas, min_ndim=3, finite=False).copy()
+        raw = self.thetas
+        if isinstance(raw, _Owned):  # the Recorder's buffer, handed over: no copy
+            thetas = as_float_array("thetas", raw.array, min_ndim=3, finite=False)
+        else:
+            thetas = as_float_array("thetas", raw, min_ndim=3, finite=False).copy()
         T = times.shape[0]
         if thetas.shape[0] != T:
             raise ValueError(
@@ -493,149 +509,3 @@ _UNREADABLE = (
 def load_trajectory(path: str | os.PathLike[str]) -> Trajectory:
     """Load a trajectory saved with :meth:`Trajectory.save` (alias of :meth:`Trajectory.load`)."""
     return Trajectory.load(path)
-
-
-# -- machinery shared by the integrators (private to the package) -----------------------
-def progress_bar(total: float | None, *, progress: bool | None, desc: str, unit: str) -> Any:
-    """Return a tqdm bar on stderr; ``progress=None`` shows it only on a terminal."""
-    return tqdm(
-        total=total,
-        disable=None if progress is None else not progress,
-        desc=desc,
-        unit=unit,
-        leave=False,
-        dynamic_ncols=True,
-    )
-
-
-def risk_from_estimator(estimator: Any, masses: NDArray[np.floating]) -> RiskFunction:
-    """Adapt ``estimator.risk(measure)`` to a function of the positions.
-
-    An estimator raises :class:`~meanfield._validation.OverflowResultError` rather than
-    return a risk that overflows float64; a run must instead see +inf in the replicas
-    concerned, to stop with a :class:`DivergenceError` that names them.  So, on that
-    error, each replica is evaluated alone (the others' positions set to 0, a finite
-    risk) and those that still overflow get +inf: one risk per replica, once, at the
-    divergence.
-    """
-
-    def evaluate(theta: NDArray[np.floating]) -> NDArray[np.floating]:
-        return np.asarray(estimator.risk(ParticleMeasure(theta, masses)), dtype=np.float64)
-
-    def risk(theta: NDArray[np.floating]) -> NDArray[np.floating]:
-        try:
-            return evaluate(theta)
-        except OverflowResultError:
-            batch = np.broadcast_shapes(theta.shape[:-2], masses.shape[:-1])
-        out = np.full(batch, np.inf)
-        full = np.broadcast_to(theta, (*batch, *theta.shape[-2:]))
-        for idx in np.ndindex(*batch) if batch else ():
-            alone = np.zeros_like(full)
-            alone[idx] = full[idx]
-            with contextlib.suppress(OverflowResultError):
-                out[idx] = evaluate(alone)[idx]
-        return out
-
-    return risk
-
-
-class Recorder:
-    """Collect snapshots during a run and build the :class:`Trajectory` (internal).
-
-    Parameters
-    ----------
-    masses : ndarray, shape (..., m)
-    risk : callable or None
-        Maps positions ``(..., m, d+2)`` to the risk ``(...)``; ``None`` records NaN.
-    meta : dict
-        Keyword arguments for :class:`Trajectory` other than the arrays.
-    d : int
-        Input dimension (rows have d + 2 columns).
-    """
-
-    def __init__(
-        self,
-        masses: NDArray[np.floating],
-        risk: RiskFunction | None,
-        meta: dict[str, Any],
-        d: int,
-    ) -> None:
-        self.masses = masses
-        self.d = d
-        self.risk = risk
-        self.meta = meta
-        self.times: list[float] = []
-        self.thetas: list[NDArray[np.floating]] = []
-        self.risks: list[NDArray[np.floating]] = []
-        self.steps: list[int] = []
-
-    def _risk(self, theta: NDArray[np.floating]) -> NDArray[np.floating]:
-        if self.risk is None:
-            return np.full(theta.shape[:-2], np.nan)
-        with np.errstate(over="ignore", invalid="ignore"):
-            return np.asarray(self.risk(theta), dtype=np.float64).reshape(theta.shape[:-2])
-
-    def record(self, step: int, time: float, theta: NDArray[np.floating]) -> None:
-        """Store a snapshot; raise :class:`DivergenceError` if its risk is not finite."""
-        risk = self._risk(theta)
-        if self.risk is not None and not np.all(np.isfinite(risk)):
-            raise self.diverged(step, time, None, "the risk became non-finite", risk)
-        self.times.append(float(time))
-        self.thetas.append(np.array(theta, dtype=np.float64))
-        self.risks.append(risk)
-        self.steps.append(int(step))
-
-    def build(self, info: dict[str, Any] | None = None) -> Trajectory:
-        """Return the trajectory of the recorded snapshots."""
-        shape = self.masses.shape
-        return Trajectory(
-            times=np.asarray(self.times, dtype=np.float64),
-            thetas=np.stack(self.thetas) if self.thetas else np.empty((0, *shape, self.d + 2)),
-            masses=self.masses,
-            risks=np.stack(self.risks) if self.risks else np.empty((0, *shape[:-1])),
-            steps=np.asarray(self.steps, dtype=np.int64),
-            info=dict(info or {}),
-            **self.meta,
-        )
-
-    def diverged(
-        self,
-        step: int,
-        time: float,
-        last: tuple[int, float, NDArray[np.floating]] | None,
-        reason: str,
-        bad: NDArray[Any] | None,
-    ) -> DivergenceError:
-        """Return a :class:`DivergenceError` whose trajectory ends at the last finite state.
-
-        ``last`` is ``(step, time, theta)`` of the last state with finite positions (it
-        is appended when its risk is finite and it is newer than the last snapshot);
-        ``bad`` is the array whose non-finite entries flag the failing replicas
-        (``None``: all of them).
-        """
-        if last is not None and (not self.times or last[1] > self.times[-1]):
-            risk = self._risk(last[2])
-            if self.risk is None or np.all(np.isfinite(risk)):
-                self.times.append(float(last[1]))
-                self.thetas.append(np.array(last[2], dtype=np.float64))
-                self.risks.append(risk)
-                self.steps.append(int(last[0]))
-        n_rep = int(np.prod(self.masses.shape[:-1]))
-        flags: NDArray[np.bool_]
-        if bad is None:
-            flags = np.ones(n_rep, dtype=bool)
-        else:
-            nonfinite = ~np.isfinite(np.asarray(bad, dtype=np.float64))
-            if self.masses.ndim > 1:
-                flags = np.asarray(nonfinite.reshape(*self.masses.shape[:-1], -1).any(axis=-1))
-            else:
-                flags = np.array([nonfinite.any()])
-        replicas = np.flatnonzero(flags).astype(np.int64)
-        traj = self.build({"diverged": True, "divergence_step": step, "divergence_time": time})
-        where = f" in replica(s) {replicas.tolist()}" if self.masses.ndim > 1 else ""
-        message = (
-            f"{reason}{where} at step {step} (t = {time:.6g}); the trajectory up to the last "
-            f"finite state (t = {traj.times[-1] if len(traj) else float('nan'):.6g}) is in "
-            "the exception's .trajectory"
-        )
-        return DivergenceError(message, traj, step=step, time=time, replicas=replicas)

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from meanfield import _fast
+from meanfield import _fast, _fast_serial
 from meanfield.activations import ACTIVATIONS, Activation
 from meanfield.data import Teacher
 from meanfield.measure import gaussian, notebook_sphere, notebook_teacher, spawn_rngs
@@ -66,14 +66,14 @@ def test_activation_kernels_match_the_numpy_activations():
     for name, code in _fast.ACTIVATION_CODES.items():
         sig = ACTIVATIONS[name]
         s, ds, only = np.empty_like(u), np.empty_like(u), u.copy()
-        _fast._sigma_both(u, s, ds, 1, u.shape[1], code)
-        _fast._sigma_rows(only, 1, u.shape[1], code)
+        _fast_serial._sigma_both(u, s, ds, 1, u.shape[1], code)
+        _fast_serial._sigma_rows(only, 1, u.shape[1], code)
         np.testing.assert_array_equal(only, s)
         np.testing.assert_allclose(s, sig.value(u), rtol=4e-16, atol=1e-300, err_msg=name)
         np.testing.assert_allclose(ds, sig.derivative(u), rtol=4e-15, atol=1e-300, err_msg=name)
     nan = np.array([[np.nan]])
     s, ds = np.empty_like(nan), np.empty_like(nan)
-    _fast._sigma_both(nan, s, ds, 1, 1, 0)
+    _fast_serial._sigma_both(nan, s, ds, 1, 1, 0)
     assert np.isnan(s[0, 0]) and ds[0, 0] == 0.0  # np.maximum and (u >= 0) on NaN
 
 
@@ -98,7 +98,7 @@ def test_ensemble_member_equals_solo_run_bitwise(kind):
 
     kw = {"step": 0.025, "n_steps": 40, "record_every": 7, "risk": False, "backend": "numba"}
     ens = sgd(mus, stream(), rng=11, **kw)
-    assert ens.config["backend"] == "numba-ensemble"
+    assert ens.config["backend"] == "numba-lanes"
     for r, gen in enumerate(spawn_rngs(11, R)):
         solo = sgd(mus.replica(r), stream(r), rng=gen, **kw)
         assert solo.config["backend"] == "numba-serial"
@@ -106,6 +106,28 @@ def test_ensemble_member_equals_solo_run_bitwise(kind):
     assert not np.array_equal(ens.thetas[-1, 0], ens.thetas[-1, 1])
     ref = sgd(mus, stream(), rng=11, **{**kw, "backend": "numpy"})
     np.testing.assert_allclose(ens.thetas, ref.thetas, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", sorted(_fast.ACTIVATION_CODES))
+@pytest.mark.parametrize(("m", "d", "runs", "shared"), [(7, 1, 11, False), (9, 6, 3, True)])
+def test_lanes_engine_equals_serial_runs_bitwise(activation, m, d, runs, shared):
+    """W runs per vector: each lane is bitwise its run made alone with the serial engine,
+    whatever the activation, d (registers for d ≤ 4, memory beyond), an odd number of
+    neurons, a partial block of runs, a shared or per-run stream and weight decay."""
+    code = _fast.ACTIVATION_CODES[activation]
+    g = np.random.default_rng(code + 10 * d)
+    theta = g.standard_normal((runs, m, d + 2))
+    masses = g.dirichlet(np.ones(m), size=runs)
+    x = g.standard_normal((23, 1 if shared else runs, 5, d))
+    y = g.standard_normal((23, 1 if shared else runs, 5))
+    lanes, done = _engine_run("lanes", theta, masses, x, y, 0.3, 0.05, act=code)
+    assert done == 23
+    assert np.max(np.abs(lanes - theta)) > 1e-2
+    for r in range(runs):
+        xs = x[:, :1] if shared else x[:, r : r + 1]
+        ys = y[:, :1] if shared else y[:, r : r + 1]
+        solo, _ = _engine_run("serial", theta[r : r + 1], masses[r], xs, ys, 0.3, 0.05, act=code)
+        np.testing.assert_array_equal(lanes[r], solo[0], err_msg=f"run {r}")
 
 
 def _engine_run(kind, theta, masses, x, y, eta, lam, act=0):
@@ -127,6 +149,7 @@ def test_engines_for_wide_runs_agree():
     for kind, (_, done) in out.items():
         assert done == n, kind
     np.testing.assert_array_equal(out["ensemble"][0], out["serial"][0])
+    np.testing.assert_array_equal(out["lanes"][0], out["serial"][0])  # several chunks too
     ref = sgd(
         mu, ArrayStream(x[:, 0], y[:, 0]), step=0.5, weight_decay=0.1, risk=False, backend="numpy"
     )
@@ -136,7 +159,7 @@ def test_engines_for_wide_runs_agree():
 
 
 def _fast_kinds():
-    return ["serial", "ensemble", "blas"]
+    return list(_fast.KINDS)
 
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
@@ -152,6 +175,28 @@ def test_blas_engine_for_large_d(activation, monkeypatch):
     kw = {"step": 0.2, "n_steps": 40, "record_every": 10, "weight_decay": 0.01, "risk": False}
     ref, fast = both(mu, stream, activation=activation, rng=5, **kw)
     assert fast.config["backend"] == "numba-blas"
+    assert np.max(np.abs(ref.thetas[-1] - ref.thetas[0])) > 1e-3
+    np.testing.assert_allclose(fast.thetas, ref.thetas, rtol=0, atol=1e-12)
+
+
+def test_blas_engine_tiles_on_threads_give_the_same_bits(monkeypatch):
+    """Several tiles of the BLAS engine's element-wise work, shared among threads or not:
+    the same bits, and the reference to 1e-12 (weight decay, two runs, one stream each)."""
+    from meanfield import _fast_serial
+
+    m, d, batch = 4 * _fast_serial.TILE + 37, _fast._BLAS_MIN_D, 6
+    monkeypatch.setattr(_fast, "_BLAS_WORK", m * batch * d)
+    mu = gaussian(m, d, runs=2, rng=4)
+    g = np.random.default_rng(5)
+    x = g.standard_normal((2, 9, batch, d))
+    y = g.standard_normal((2, 9, batch))
+    kw = {"step": 0.4, "weight_decay": 0.05, "risk": False, "record_every": 3}
+    fast = sgd(mu, ArrayStream(x, y), backend="numba", **kw)
+    assert fast.config["backend"] == "numba-blas"
+    monkeypatch.setattr(_fast, "_workers", lambda: 1)
+    one = sgd(mu, ArrayStream(x, y), backend="numba", **kw)
+    np.testing.assert_array_equal(one.thetas, fast.thetas)
+    ref = sgd(mu, ArrayStream(x, y), backend="numpy", **kw)
     assert np.max(np.abs(ref.thetas[-1] - ref.thetas[0])) > 1e-3
     np.testing.assert_allclose(fast.thetas, ref.thetas, rtol=0, atol=1e-12)
 
@@ -258,5 +303,5 @@ def test_ensembles_work_in_forked_workers():
         warnings.simplefilter("ignore", DeprecationWarning)
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as ex:
             child = ex.submit(_ensemble_in_child, 7).result(timeout=120)
-    assert here[0] == child[0] == "numba-ensemble"
+    assert here[0] == child[0] == "numba-lanes"
     np.testing.assert_array_equal(child[1], here[1])

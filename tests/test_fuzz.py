@@ -529,25 +529,13 @@ def run_case(case: Case, draw) -> None:
 
 
 # -- bugs whose fix is pending in modules this file does not own ---------------------------
-PENDING: dict[str, str] = {
-    "online-sgd-measure": "online_sgd(non-measure) raises AttributeError (measure.d read "
-    "before validation) — fix pending in meanfield/sgd.py",
-    "step-from-tau-m": "step_from_tau/tau_from_step accept a non-integer m (2.5 truncated to 2) "
-    "— fix pending in meanfield/sgd.py",
-    "arraystream-block-sizes": "ArrayStream accepts negative block_sizes that sum to the "
-    "number of steps — fix pending in meanfield/streams.py",
-}
+PENDING: dict[str, str] = {}  # none at present: every reproducer below passes
 
 for _key in filter(None, os.environ.get("MEANFIELD_FUZZ_FIXED", "").split(",")):
     PENDING.pop(_key.strip(), None)
 
-KNOWN: list[tuple[str, str, str]] = [
-    # (case name pattern, "parameter:corruption" pattern, PENDING key)
-    ("sgd.online_sgd", "measure:[ans]*", "online-sgd-measure"),
-    ("sgd.step_from_tau", "m:float", "step-from-tau-m"),
-    ("sgd.tau_from_step", "m:float", "step-from-tau-m"),
-    ("streams.ArrayStream", "block_sizes:*", "arraystream-block-sizes"),
-]
+KNOWN: list[tuple[str, str, str]] = []
+"""(case name pattern, "parameter:corruption" pattern, PENDING key) of each filter."""
 
 
 def known_bug(case_name: str, kind: str) -> str | None:

@@ -49,6 +49,22 @@ def test_step_conversion():
     assert tau_from_step(0.025, 20) == pytest.approx(0.5, rel=1e-15)
     with pytest.raises(ValueError, match="tau"):
         step_from_tau(-1.0, 20)
+    for convert, first in ((step_from_tau, 0.5), (tau_from_step, 0.025)):
+        with pytest.raises(TypeError, match="m must be an integer"):  # not truncated to 2
+            convert(first, 2.5)
+        with pytest.raises(ValueError, match="m must be >= 1"):
+            convert(first, 0)
+
+
+def test_entry_points_check_their_arguments_first(teacher):
+    with pytest.raises(TypeError, match="measure must be a ParticleMeasure"):
+        online_sgd(np.zeros((3, 4)), teacher, step=0.1, n_steps=1)
+    x, y = np.zeros((4, 3, 2)), np.zeros((4, 3))
+    for bad in ([-1, 5], [0, 4], [], [4.0], [[4]], [1, 2]):
+        with pytest.raises(ValueError, match="block_sizes must be positive integers"):
+            ArrayStream(x, y, block_sizes=bad)
+    stream = ArrayStream.from_blocks([(x[:0], y[:0]), (x, y)])  # an empty block: no steps
+    np.testing.assert_array_equal(stream.block_ends(), [4])
 
 
 def test_one_step_matches_the_formula(teacher, student):

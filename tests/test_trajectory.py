@@ -7,13 +7,9 @@ import pytest
 
 from meanfield import notebook_sphere, notebook_teacher
 from meanfield._io import atomic_path, atomic_write_bytes, atomic_write_text
+from meanfield._recorder import Recorder, progress_bar
 from meanfield.sgd import online_sgd
-from meanfield.trajectory import (
-    Trajectory,
-    describe_rng,
-    load_trajectory,
-    progress_bar,
-)
+from meanfield.trajectory import Trajectory, describe_rng, load_trajectory
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +128,39 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~umask
     with pytest.raises(TypeError, match="text must be a str"):
         atomic_write_text(target, b"bytes")
+
+
+def _recorder(capacity):
+    masses = np.full((2, 3), 1 / 3)
+    return Recorder(masses, lambda th: np.sum(th**2, axis=(-1, -2)), {"activation": "relu"}, 2,
+                    capacity=capacity)
+
+
+@pytest.mark.parametrize("capacity", [None, 2, 3, 5])
+def test_recorder_buffer_gives_the_same_trajectory(capacity):
+    """Snapshots copied into a preallocated buffer (which the trajectory takes over)
+    or kept apart: the same trajectory, and later changes to the caller's array do not
+    leak into it."""
+    rec = _recorder(capacity)
+    theta = np.arange(24.0).reshape(2, 3, 4)
+    for k in range(3):
+        rec.record(k, 0.5 * k, theta)
+        theta += 1.0  # the caller reuses its array
+    traj = rec.build({"n": 3})
+    expected = np.arange(24.0).reshape(2, 3, 4) + np.arange(3.0)[:, None, None, None]
+    np.testing.assert_array_equal(traj.thetas, expected)
+    np.testing.assert_array_equal(traj.risks, np.sum(expected**2, axis=(-1, -2)))
+    np.testing.assert_array_equal(traj.steps, [0, 1, 2])
+    assert not traj.thetas.flags.writeable
+    if capacity == 3:  # exactly full: the buffer itself, no second copy
+        assert traj.thetas is rec._buf
+
+
+def test_recorder_keeps_the_last_finite_state_past_its_capacity():
+    rec = _recorder(2)
+    theta = np.ones((2, 3, 4))
+    rec.record(0, 0.0, theta)
+    rec.record(5, 1.0, 2 * theta)
+    err = rec.diverged(6, 1.2, (5, 1.1, 3 * theta), "boom", None)
+    np.testing.assert_array_equal(err.trajectory.thetas[:, 0, 0, 0], [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(err.trajectory.steps, [0, 5, 5])
