@@ -44,7 +44,7 @@ from meanfield import _fast
 from meanfield._recorder import Recorder, RiskFunction, progress_bar, risk_from_estimator
 from meanfield._validation import as_generator, check_int, check_positive, describe
 from meanfield.activations import Activation, get_activation
-from meanfield.flow import record_schedule
+from meanfield.flow import _check_start, record_schedule
 from meanfield.measure import ParticleMeasure, RNGLike
 from meanfield.streams import (
     ArrayStream,
@@ -222,14 +222,7 @@ def sgd(
         If a position or a recorded risk becomes non-finite; ``.trajectory`` holds the
         run up to the last finite state.
     """
-    if not isinstance(measure, ParticleMeasure):
-        raise TypeError(f"measure must be a ParticleMeasure; got {describe(measure)}")
-    if not isinstance(stream, SampleStream):
-        raise TypeError(f"stream must be a SampleStream; got {describe(stream)}")
-    if stream.d != measure.d:
-        raise ValueError(
-            f"stream has input dimension d={stream.d} but the measure has d={measure.d}"
-        )
+    _check_start(measure, stream, "stream", SampleStream)
     stream.check_batch_shape(measure.batch_shape)
     if rng is not None and not isinstance(rng, np.random.Generator | np.random.SeedSequence):
         as_generator(rng)  # validate the seed now (errors name `rng`)
