@@ -110,7 +110,7 @@ def test_genz_phi2_matches_owens_t(h, k, rho):
 
 def test_genz_phi2_against_high_precision():
     """|Φ₂ − Φ₂ (30 digits)| ≤ 2e-15 across the four quadrature regimes of |ρ|."""
-    mp = pytest.importorskip("mpmath")
+    import mpmath as mp
     mp.mp.dps = 30
 
     def exact(h, k, r):  # Φ(h)Φ(k) + (1/2π) ∫₀^{asin ρ} exp(−(h² + k² − 2hk sin t)/(2cos² t)) dt
