@@ -40,6 +40,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import integrate as _sp_integrate
 from scipy import sparse
 
+from meanfield._recorder import Recorder, progress_bar, risk_from_estimator
 from meanfield._validation import (
     OverflowResultError,
     as_float_array,
@@ -49,7 +50,7 @@ from meanfield._validation import (
 )
 from meanfield.data import Teacher
 from meanfield.measure import ParticleMeasure
-from meanfield.trajectory import Recorder, Trajectory, progress_bar, risk_from_estimator
+from meanfield.trajectory import Trajectory
 from meanfield.velocity import (
     SampleEstimator,
     VelocityEstimator,

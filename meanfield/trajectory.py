@@ -33,12 +33,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from meanfield._io import atomic_write_bytes, to_json
-
-# the machinery shared by the integrators lives in meanfield._recorder (re-exported here)
-from meanfield._recorder import Recorder as Recorder
-from meanfield._recorder import RiskFunction as RiskFunction
-from meanfield._recorder import progress_bar as progress_bar
-from meanfield._recorder import risk_from_estimator as risk_from_estimator
 from meanfield._validation import as_float_array, check_index, describe
 from meanfield.measure import ParticleMeasure, RNGLike
 
