@@ -14,19 +14,22 @@ One SGD step on a minibatch (x_k, y_k)_{k ≤ B} of one run computes
 and fused multiply-adds, so the two agree to rounding (about 1e-16 per step).  Engines
 (:class:`Engine` picks one from m, d, B and the number of runs R):
 
-* ``"serial"`` (one run) and ``"ensemble"`` (R runs shared among threads, one per core):
-  a whole block of steps in one compiled call per run (:mod:`meanfield._fast_serial`);
+* ``"serial"`` (one run of a small network): a whole block of steps in one compiled call
+  (:mod:`meanfield._fast_serial`);
 * ``"lanes"`` (R ≥ 2 runs of a small network): W = 8 runs side by side in the lanes of
   one vector register, blocks of W runs shared among threads
-  (:mod:`meanfield._fast_ensemble`);
+  (:mod:`meanfield._fast_lanes`);
+* ``"wide"`` (larger m, small d): W neurons of a run in the lanes of a vector, the runs
+  of an ensemble shared among threads (:mod:`meanfield._fast_lanes`);
 * ``"blas"`` (large m·d): the two matrix products of a step in BLAS, the element-wise
   work in compiled loops.
 
-The serial, ensemble and lanes engines do the same floating-point operations on each run,
-so an ensemble member equals its solo run bitwise; the choice of ``"blas"`` depends on
-(m, d, B) only.  The kernels release the GIL; no OpenMP, so the engines are safe in
-threads and across ``fork``.  numba is optional: without it :func:`available` is
-``False`` and :mod:`meanfield.sgd` uses its numpy reference.
+The serial and lanes engines do the same floating-point operations on each run, so an
+ensemble member equals its solo run bitwise; the choice of ``"wide"`` and ``"blas"``
+depends on (m, d, B) only, so the same holds for them.  The kernels release the GIL;
+no OpenMP, so the engines are safe in threads and across ``fork``.  numba is optional:
+without it :func:`available` is ``False`` and :mod:`meanfield.sgd` uses its numpy
+reference.
 """
 
 from __future__ import annotations
@@ -66,7 +69,11 @@ _BLAS_MIN_D = 16
 _BLAS_WORK = 1 << 19
 #: B·m·d from which the BLAS engine's products use BLAS's threads.
 _BLAS_THREADED_WORK = 1 << 25
-KINDS = ("serial", "ensemble", "lanes", "blas")
+#: Width from which the wide engine is used even when the lanes engine would fit: W
+#: neurons per vector then waste little on padding, and one run alone is as fast per
+#: (sample × neuron) as W runs in the lanes.
+_WIDE_MIN_M = 64
+KINDS = ("serial", "lanes", "wide", "blas")
 
 
 def _workers() -> int:
@@ -120,7 +127,7 @@ def _compile() -> None:
         g["_fma"] = _simd.fma
         for name in _k.KERNELS:
             g[name] = numba.njit(cache=True, fastmath=False, nogil=True)(g[name])
-        from meanfield import _fast_ensemble  # noqa: F401  (compiles its kernels)
+        from meanfield import _fast_lanes  # noqa: F401  (compiles its kernels)
 
         _READY = True
 
@@ -129,11 +136,12 @@ def _compile() -> None:
 class Engine:
     """A compiled SGD engine for one configuration (activation, m, d, B, number of runs).
 
-    ``kind`` says which kernels run (:data:`KINDS`): ``"serial"`` (one run),
-    ``"lanes"`` (several runs of a small network, W runs per vector), ``"ensemble"``
-    (several larger runs, shared among threads) or ``"blas"`` (large m·d, whatever R).
-    The first three do the same arithmetic on a run, so an ensemble member gives the
-    bits of its solo run; the choice of ``"blas"`` depends on (m, d, B) only.
+    ``kind`` says which kernels run (:data:`KINDS`): ``"serial"`` (one run of a small
+    network), ``"lanes"`` (several runs of a small network, W runs per vector),
+    ``"wide"`` (larger m, small d, W neurons per vector, whatever R) or ``"blas"`` (large
+    m·d, whatever R).  The first two do the same arithmetic on a run, and the choice of
+    the last two depends on (m, d, B) only, so an ensemble member gives the bits of its
+    solo run.
 
     Parameters
     ----------
@@ -145,33 +153,49 @@ class Engine:
 
     def __init__(self, act: int, m: int, d: int, batch: int, runs: int) -> None:
         _compile()
-        from meanfield import _fast_ensemble
+        from meanfield import _fast_lanes
 
         self.act, self.m, self.d, self.batch, self.runs = act, m, d, batch, runs
         self.block = max(8, min(m, CHUNK, _BLOCK_ELEMS // batch))
         self._bufs: dict[str, Array] = {}
         if d >= _BLAS_MIN_D and m * batch * d >= _BLAS_WORK:
             self.kind = "blas"
-        elif runs == 1:
-            self.kind = "serial"
+        elif m >= _WIDE_MIN_M or not _fast_lanes.fits(m, d, batch):
+            self.kind = "wide"
         else:
-            self.kind = "lanes" if _fast_ensemble.fits(m, d, batch) else "ensemble"
+            self.kind = "serial" if runs == 1 else "lanes"
 
     def _columns(
         self, theta: Array, p: Array, x: Array, y: Array, n: int, eta: float, lam: float
     ) -> tuple[Array, int]:
-        """Run the serial or ensemble engine: positions as columns ``(d+2, m)``."""
+        """Run the serial engine on each run: positions as columns ``(d+2, m)``."""
         runs, m, dd = theta.shape
-        states = np.empty((runs, 2, dd, m))
-        for r in range(runs):
-            _k._transpose(theta[r], states[r, 0])
-        done = np.full(runs, n, dtype=np.int64)
-        if n:
-            args = (n, self.act, eta, lam, self.block, done)
-            _in_threads(lambda r0, r1: _k._run_replicas(states, p, x, y, r0, r1, *args), runs)
         out = np.empty_like(theta, dtype=np.float64)
+        done = n
         for r in range(runs):
-            _k._transpose(states[r, 0], out[r])
+            state = np.empty((2, dd, m))
+            _k._transpose(theta[r], state[0])
+            if n:
+                args = (n, self.act, eta, lam, self.block)
+                done = min(done, _k._run_serial(state, p[r], x, y, r, *args))
+            _k._transpose(state[0], out[r])
+        return out, done
+
+    def _wide(
+        self, theta: Array, p: Array, x: Array, y: Array, n: int, eta: float, lam: float
+    ) -> tuple[Array, int]:
+        """Run the wide engine: W neurons per vector, the runs shared among threads."""
+        from meanfield._fast_lanes import run_wide
+
+        out = np.empty_like(theta, dtype=np.float64)
+        done = np.full(theta.shape[0], n, dtype=np.int64)
+
+        def share(r0: int, r1: int) -> None:
+            for r in range(r0, r1):
+                args = (r, n, self.act, eta, lam, self.block)
+                out[r], done[r] = run_wide(theta[r], p[r], x, y, *args)
+
+        _in_threads(share, theta.shape[0])
         return out, int(done.min())
 
     def _rows(
@@ -197,7 +221,7 @@ class Engine:
         self, theta: Array, p: Array, x: Array, y: Array, n: int, eta: float, lam: float
     ) -> tuple[Array, int]:
         """Run the lanes engine: blocks of W runs, shared among threads."""
-        from meanfield._fast_ensemble import W, run_block
+        from meanfield._fast_lanes import W, run_block
 
         runs = theta.shape[0]
         blocks = [np.arange(r0, min(r0 + W, runs)) for r0 in range(0, runs, W)]
@@ -245,7 +269,9 @@ class Engine:
         n = x.shape[0]
         runs, m, _ = theta.shape
         p = np.ascontiguousarray(np.broadcast_to(masses, (runs, m)), dtype=np.float64)
-        advance = {"lanes": self._lanes, "blas": self._rows}.get(self.kind, self._columns)
+        advance = {"lanes": self._lanes, "wide": self._wide, "blas": self._rows}.get(
+            self.kind, self._columns
+        )
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             out, done = advance(theta, p, x, y, n, eta, lam)
             if done < n:  # a run broke down: replay every run up to that step only

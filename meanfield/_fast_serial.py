@@ -49,7 +49,6 @@ KERNELS = [
     "_residuals",
     "_update_cols",
     "_transpose",
-    "_run_replicas",
     "_blas_forward",
     "_blas_backward",
     "_update_rows",
@@ -293,25 +292,6 @@ def _run_serial(
     if cur == 1:
         state[0, :, :] = state[1]
     return done
-
-
-def _run_replicas(
-    states: Array,
-    p: Array,
-    x: Array,
-    y: Array,
-    r0: int,
-    r1: int,
-    n: int,
-    act: int,
-    eta: float,
-    lam: float,
-    nbm: int,
-    done: NDArray[np.int64],
-) -> None:  # pragma: no cover
-    """:func:`_run_serial` for runs r0 ≤ r < r1 of ``states (R, 2, d+2, m)``."""
-    for r in range(r0, r1):
-        done[r] = _run_serial(states[r], p[r], x, y, r, n, act, eta, lam, nbm)
 
 
 # -- BLAS engine: matrix products in BLAS, the element-wise work fused ------------------

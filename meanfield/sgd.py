@@ -26,8 +26,8 @@ arrays (:class:`ArrayStream`, for exact replays).  An ensemble of R runs (positi
 Two implementations of the step (``backend=``): the numpy reference below, one
 vectorised step at a time, and compiled kernels (:mod:`meanfield._fast`, numba) that
 run every block of steps between two recorded snapshots in one call (an ensemble of
-small networks advances 8 runs at a time in the lanes of vector registers); the tests
-hold them to agree to 1e-12 over whole runs.
+small networks advances 8 runs at a time in the lanes of vector registers, a wider
+network 8 neurons at a time); the tests hold them to agree to 1e-12 over whole runs.
 """
 
 from __future__ import annotations

@@ -55,6 +55,28 @@ def test_every_activation_weight_decay_and_ensemble(activation, weight_decay, ru
     np.testing.assert_allclose(fast.risks, ref.risks, rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize(("m", "d"), [(130, 3), (100, 6)])
+def test_wide_engine_every_activation_and_ensemble(activation, m, d):
+    """W neurons per vector (m not a multiple of W: padded lanes, which sigmoid would move
+    if they were not reset), d in registers or in memory, weight decay: the reference to
+    1e-12, and each member of an ensemble is its solo run bitwise."""
+    mu = gaussian(m, d, runs=3, rng=1)
+    teacher = Teacher(notebook_teacher(3, d, rng=2), activation)
+    stream = OnlineStream(teacher, 9, chunk=50)
+    kw = {"step": 0.2, "n_steps": 120, "record_every": 30, "weight_decay": 0.1, "rng": 4}
+    ref, fast = both(mu, stream, activation=activation, **kw)
+    assert fast.config["backend"] == "numba-wide"
+    assert np.max(np.abs(ref.thetas[-1] - ref.thetas[0])) > 1e-2
+    np.testing.assert_allclose(fast.thetas, ref.thetas, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fast.risks, ref.risks, rtol=1e-10, atol=1e-14)
+    for r, gen in enumerate(spawn_rngs(4, 3)):
+        kw_r = {**kw, "rng": gen, "activation": activation, "backend": "numba"}
+        solo = sgd(mu.replica(r), stream, **kw_r)
+        assert solo.config["backend"] == "numba-wide"
+        np.testing.assert_array_equal(fast.thetas[:, r], solo.thetas)
+
+
 def test_activation_kernels_match_the_numpy_activations():
     _fast._compile()
     u = np.concatenate(
@@ -137,7 +159,7 @@ def _engine_run(kind, theta, masses, x, y, eta, lam, act=0):
 
 
 def test_engines_for_wide_runs_agree():
-    """Several neuron chunks: serial and ensemble give the same bits; BLAS agrees to
+    """Several neuron chunks: serial and lanes give the same bits; wide and BLAS agree to
     rounding; all agree with the reference."""
     m, d, batch, n = _fast.CHUNK + 500, 3, 8, 12
     mu = gaussian(m, d, rng=0)
@@ -148,7 +170,6 @@ def test_engines_for_wide_runs_agree():
     out = {k: _engine_run(k, th, mu.masses, x, y, 0.5, 0.1) for k in _fast_kinds()}
     for kind, (_, done) in out.items():
         assert done == n, kind
-    np.testing.assert_array_equal(out["ensemble"][0], out["serial"][0])
     np.testing.assert_array_equal(out["lanes"][0], out["serial"][0])  # several chunks too
     ref = sgd(
         mu, ArrayStream(x[:, 0], y[:, 0]), step=0.5, weight_decay=0.1, risk=False, backend="numpy"
@@ -202,8 +223,9 @@ def test_blas_engine_tiles_on_threads_give_the_same_bits(monkeypatch):
 
 
 @pytest.mark.parametrize("runs", [None, 2])
-def test_divergence_is_reported_at_the_same_step(runs):
-    mus = notebook_sphere(20, 2, radius=1.0, runs=runs, rng=3)
+@pytest.mark.parametrize("m", [20, 100])
+def test_divergence_is_reported_at_the_same_step(runs, m):
+    mus = notebook_sphere(m, 2, radius=1.0, runs=runs, rng=3)
     teacher = notebook_teacher(4, 2, rng=1)
     errs = {}
     for backend in ("numpy", "numba"):
@@ -245,6 +267,8 @@ def test_backend_choice_and_validation():
     stream = OnlineStream(notebook_teacher(4, 2, rng=1), 20)
     kw = {"step": 0.025, "n_steps": 5, "rng": 0, "risk": False}
     assert sgd(mu, stream, **kw).config["backend"] == "numba-serial"  # auto
+    wide = notebook_sphere(_fast._WIDE_MIN_M, 2, rng=0)
+    assert sgd(wide, stream, **kw).config["backend"] == "numba-wide"
     custom = Activation("relu", ACTIVATIONS["relu"].value, ACTIVATIONS["relu"].derivative, 1)
     assert sgd(mu, stream, activation=custom, **kw).config["backend"] == "numpy"
     with pytest.raises(ValueError, match="custom activation"):

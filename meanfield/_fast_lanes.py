@@ -1,26 +1,35 @@
-r"""Compiled SGD for ensembles: the replicas of a run side by side in SIMD lanes (numba).
+r"""Compiled SGD on SIMD lanes (numba): W runs side by side, or W neurons of one run.
 
-An ensemble of R runs of the same size (m, d, B) does the same arithmetic R times on
-different numbers.  This engine puts :data:`W` runs in the W lanes of one vector register
-(``<W x double>``, one AVX-512 register for W = 8) and runs the step of
-:mod:`meanfield._fast_serial` on whole vectors: every element-wise operation over
-neurons × samples (the pre-activation u = w·x + b, σ(u), the residual sums, the gradient
-sums, the update) is one vector instruction for W runs.  Positions are stored
-replica-innermost, ``(m, d+2, W)`` per block of W runs, and the minibatches of the W runs
-are interleaved the same way (:func:`_gather`, a chunk of steps at a time, so that each
-run's stream is read sequentially).
+The step of :mod:`meanfield._fast_serial` is written on whole vectors ``<W x double>``
+(one AVX-512 register for W = 8): every element-wise operation over neurons × samples
+(the pre-activation u = w·x + b, σ(u), the residual sums, the gradient sums, the update)
+is one vector instruction.  The same kernel fills the lanes in two ways:
 
-.. math::
+* **runs** (the ``"lanes"`` engine, ensembles of small networks): lane r holds run r of a
+  block of W runs.  Positions are stored replica-innermost, ``(m, d+2, W)``, and the
+  minibatches of the W runs are interleaved the same way (:func:`_gather`, a chunk of
+  steps at a time, so that each run's stream is read sequentially).  Lane r undergoes
+  exactly the floating-point operations of :func:`meanfield._fast_serial._run_serial` on
+  run r, in the same order (fused multiply-adds at the same places, the sums over neurons
+  in the same chunks and blocks, the same finiteness test on the same partial sums), so an
+  ensemble member equals its solo run bitwise.  A block that is not full repeats its last
+  run in the spare lanes.
 
-    u^{(r)}_{ki} = w^{(r)}_i\cdot x^{(r)}_k + b^{(r)}_i,\qquad r = 1, \dots, W
-    \ \text{in the lanes of one register}
+  .. math::
 
-Lane r of a vector undergoes exactly the floating-point operations of
-:func:`meanfield._fast_serial._run_serial` on run r, in the same order (fused multiply-adds
-at the same places, the sums over neurons in the same chunks and blocks, the same
-finiteness test on the same partial sums), so an ensemble member equals its solo run
-bitwise.  Blocks of W runs are spread over threads (the kernels release the GIL); a
-block that is not full repeats its last run in the spare lanes.
+      u^{(r)}_{ki} = w^{(r)}_i\cdot x_k^{(r)} + b^{(r)}_i,\qquad r = 1, \dots, W
+      \ \text{in the lanes of one register}
+
+* **neurons** (the ``"wide"`` engine, one wider run): lane l of "neuron" g holds neuron
+  i = gW + l, so the positions ``(⌈m/W⌉, d+2, W)`` are the columns of θ cut into vectors,
+  padded with zero neurons (p = a = w = b = 0, kept at zero after every step).  The inputs
+  are the same in every lane.  The sum f(x_k) = Σᵢ pᵢaᵢσ(u_ki) is then taken lane by lane
+  (lane l sums neurons l, l + W, l + 2W, … in order) and the W lane sums are added in a
+  fixed tree, ((s₀+s₁)+(s₂+s₃))+((s₄+s₅)+(s₆+s₇)); the pre-activations are recomputed in
+  the backward pass instead of stored (m·B of them would leave the cache).  Each run of an
+  ensemble of wide networks is done alone, so again a member equals its solo run bitwise.
+
+Blocks (of W runs, or wide runs) are spread over threads (the kernels release the GIL).
 
 The vector type and its operations are numba extensions (:mod:`meanfield._simd`: LLVM
 vector instructions), so the layout does not depend on the auto-vectoriser.  One kernel
@@ -29,11 +38,12 @@ constants: σ inlined, the d coordinates unrolled into registers), on first use;
 d uses a generic kernel.  The backward pass takes two neurons per sweep over the samples
 (each sum still in the order of the samples), sharing the loads of x and r.
 
-Cost (notebook ensemble, m = 20, d = 2, B = 20, 17,660 steps, 64 runs, one thread, this
-2-core AVX-512 machine): about 0.25 s, i.e. 0.55 ns per (run × sample × neuron), of which
-the interleaving of the streams ≈ 20 %, the forward pass ≈ 35 %, the backward pass and
-update ≈ 40 %, the rest 5 %; one run alone with the serial engine costs ≈ 4.7 ns per
-(sample × neuron).
+Cost of the runs layout (notebook ensemble, m = 20, d = 2, B = 20, 17,660 steps, 64 runs,
+one thread, this 2-core AVX-512 machine): about 0.25 s, i.e. 0.55 ns per (run × sample ×
+neuron), of which the interleaving of the streams ≈ 20 %, the forward pass ≈ 35 %, the
+backward pass and update ≈ 40 %, the rest 5 %; one run alone with the serial engine costs
+≈ 4.7 ns per (sample × neuron).  The neurons layout: ≈ 0.4–0.5 ns per (sample × neuron)
+for one run of m = 10³ to 10⁵, d = 2, B = 100 on one thread (the serial engine: 3.2 ns).
 This module imports numba: :mod:`meanfield._fast` imports it only when numba is there.
 """
 
@@ -50,7 +60,7 @@ from numpy.typing import NDArray
 from meanfield._fast_serial import CHUNK, _sigma1
 from meanfield._simd import W, vfma, vget, vload, vrelu, vset, vsplat, vstep, vstore
 
-__all__ = ["fits", "run_block"]
+__all__ = ["fits", "run_block", "run_wide"]
 
 #: Largest B·(d + 1) (a chunk of minibatches) and m·B (the pre-activations kept between
 #: the forward and backward passes) for which the lanes engine is used.
@@ -83,20 +93,25 @@ def _act(u, act, both):  # type: ignore[no-untyped-def]  # pragma: no cover
 def _gather(x, y, s0, ns, lanes, xl, yl):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Interleave steps s0 ≤ s < s0 + ns of the runs ``lanes``: xl[((s·B + k)·d + j)·W + r].
 
-    A chunk of steps at a time, so that each run's stream is read sequentially.
+    A chunk of steps at a time, so that each run's stream is read sequentially.  When
+    every lane is the same run (neurons layout), each vector is a broadcast.
     """
     bsz, d = x.shape[2], x.shape[3]
-    per_x, per_y = x.shape[1] > 1, y.shape[1] > 1
+    one = True  # every lane the same run: broadcasts
+    for q in range(1, W):
+        one = one and lanes[q] == lanes[0]
+    rx, ry = (lanes[0] if x.shape[1] > 1 else 0), (lanes[0] if y.shape[1] > 1 else 0)
+    per_x, per_y = x.shape[1] > 1 and not one, y.shape[1] > 1 and not one
     for s in range(ns):
         for k in range(bsz):
             o = (s * bsz + k) * d
             for j in range(d):
-                v = vsplat(x[s0 + s, lanes[0] if per_x else 0, k, j])
+                v = vsplat(x[s0 + s, rx, k, j])
                 if per_x:
                     for q in range(1, W):
                         v = vset(v, q, x[s0 + s, lanes[q], k, j])
                 vstore(xl, (o + j) * W, v)
-            v = vsplat(y[s0 + s, lanes[0] if per_y else 0, k])
+            v = vsplat(y[s0 + s, ry, k])
             if per_y:
                 for q in range(1, W):
                     v = vset(v, q, y[s0 + s, lanes[q], k])
@@ -129,8 +144,8 @@ def _weights(src, io, d):  # type: ignore[no-untyped-def]  # pragma: no cover
 
 
 @_jit
-def _forward(src, p, xl, xo, ub, fc, rs, m, d, bsz, act):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """rs_k = f(x_k) = Σ_chunks Σ_i p_i a_i σ(u_ki) (chunk sums in order); ub ← u.
+def _forward(src, p, xl, xo, ub, fc, rs, m, d, bsz, act, keep):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """rs_k = f(x_k) = Σ_chunks Σ_i p_i a_i σ(u_ki) (chunk sums in order); ub ← u if ``keep``.
 
     Two neurons per pass over the samples (each sum still in the order of i).
     """
@@ -152,11 +167,13 @@ def _forward(src, p, xl, xo, ub, fc, rs, m, d, bsz, act):  # type: ignore[no-unt
             for k in range(bsz):
                 xk = xo + k * d * W
                 u = _input(xl, xk, d, wa0, wa1, wa2, wa3, src, ia) + ba
-                vstore(ub, (i * bsz + k) * W, u)
+                if keep:
+                    vstore(ub, (i * bsz + k) * W, u)
                 f = vfma(_act(u, act, False)[0], pa, vload(fc, k * W))
                 if two:
                     u = _input(xl, xk, d, wb0, wb1, wb2, wb3, src, ib) + bb
-                    vstore(ub, ((i + 1) * bsz + k) * W, u)
+                    if keep:
+                        vstore(ub, ((i + 1) * bsz + k) * W, u)
                     f = vfma(_act(u, act, False)[0], pb, f)
                 vstore(fc, k * W, f)
         for k in range(bsz):
@@ -218,6 +235,32 @@ def _update(src, dst, io, d, g, go, lam, eta, acc):  # type: ignore[no-untyped-d
 
 
 @_jit
+def _lane_sum(v):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """((v₀+v₁)+(v₂+v₃))+((v₄+v₅)+(v₆+v₇)) (W = 8), as a broadcast vector."""
+    h = W
+    while h > 1:
+        h //= 2
+        t = v
+        for q in range(h):
+            t = vset(t, q, vget(v, 2 * q) + vget(v, 2 * q + 1))
+        v = t
+    return vsplat(vget(v, 0))
+
+
+@_jit
+def _zero_padding(dst, io, d, pad):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Reset the last ``pad`` lanes of the vectors at ``io`` to 0; return Σ_col of them."""
+    tq = vsplat(0.0)
+    for col in range(d + 2):
+        v = vload(dst, io + col * W)
+        for q in range(W - pad, W):
+            v = vset(v, q, 0.0)
+        vstore(dst, io + col * W, v)
+        tq = tq + v
+    return tq
+
+
+@_jit
 def _account(tq, blk, ch, tot, i, m, nbm):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Add tq to the serial engine's partial sums of the new positions (blocks, chunks)."""
     zero = vsplat(0.0)
@@ -231,12 +274,15 @@ def _account(tq, blk, ch, tot, i, m, nbm):  # type: ignore[no-untyped-def]  # pr
 
 
 @_inline
-def _steps(th, p, x, y, lanes, n, act, dim, eta, lam, nbm):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """Step a block of W runs ``n`` times; ``th[0]`` (m·(d+2)·W, replica-innermost) in and out.
+def _steps(th, p, x, y, lanes, n, act, dim, wide, eta, lam, nbm, pad):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Step a block of W runs, or one ``wide`` run, ``n`` times; ``th[0]`` in and out.
 
-    ``dim`` is d when the kernel is specialised to it (then a constant), else 0.  Returns
-    the number of steps done: n, or the step before the first one after which a run's new
-    positions do not sum to a finite number (as :func:`_run_serial`).
+    ``th[0]`` holds m "neurons" of W lanes, ``(m, d+2, W)`` flattened: W runs' neuron i
+    (replica-innermost), or (``wide``) neurons iW … iW + W − 1 of one run, the last
+    ``pad`` lanes of the last vector being padding.  ``dim`` is d when the kernel is
+    specialised to it (then a constant), else 0.  Returns the number of steps done: n, or
+    the step before the first one after which a run's new positions do not sum to a
+    finite number (as :func:`_run_serial`).
     """
     m = p.shape[0] // W
     bsz = x.shape[2]
@@ -247,7 +293,7 @@ def _steps(th, p, x, y, lanes, n, act, dim, eta, lam, nbm):  # type: ignore[no-u
     yl = np.empty(sc * bsz * W)
     fc = np.empty(bsz * W)
     rs = np.empty(bsz * W)
-    ub = np.empty(m * bsz * W)
+    ub = np.empty(W if wide else m * bsz * W)  # the u's, kept for the backward pass
     g = np.empty(2 * max(d - 4, 1) * W)
     gob = max(d - 4, 1) * W  # neuron b's RMW sums (coordinates j ≥ 4)
     zero = vsplat(0.0)
@@ -260,15 +306,18 @@ def _steps(th, p, x, y, lanes, n, act, dim, eta, lam, nbm):  # type: ignore[no-u
         for s in range(ns):
             src, dst = th[cur], th[1 - cur]
             xo, yo = s * bsz * d * W, s * bsz * W
-            _forward(src, p, xl, xo, ub, fc, rs, m, d, bsz, act)
+            _forward(src, p, xl, xo, ub, fc, rs, m, d, bsz, act, not wide)
             for k in range(bsz):
-                vstore(rs, k * W, (vload(rs, k * W) - vload(yl, yo + k * W)) / vb)
+                f = _lane_sum(vload(rs, k * W)) if wide else vload(rs, k * W)
+                vstore(rs, k * W, (f - vload(yl, yo + k * W)) / vb)
             # backward and update, two neurons per pass over the samples
             tot, ch, blk = zero, zero, zero
             for i in range(0, m, 2):
                 two = i + 1 < m
                 ia, ib = i * dd * W, (i + 1 if two else i) * dd * W
                 aa, ab = vload(src, ia), vload(src, ib)
+                wa0, wa1, wa2, wa3, ba = _weights(src, ia, d)
+                wb0, wb1, wb2, wb3, bb = _weights(src, ib, d)
                 acc_a = (zero, zero, zero, zero, zero, zero)
                 acc_b = acc_a
                 for j in range(2 * max(d - 4, 0)):
@@ -282,15 +331,25 @@ def _steps(th, p, x, y, lanes, n, act, dim, eta, lam, nbm):  # type: ignore[no-u
                         vload(xl, xk + 2 * W) if d > 2 else zero,
                         vload(xl, xk + 3 * W) if d > 3 else zero,
                     )
-                    ua = vload(ub, (i * bsz + k) * W)
+                    if wide:  # recomputed: the same operations as in _forward
+                        ua = _input(xl, xk, d, wa0, wa1, wa2, wa3, src, ia) + ba
+                    else:
+                        ua = vload(ub, (i * bsz + k) * W)
                     acc_a = _grad_step(r, ua, aa, xs, xl, xk, d, g, 0, act, acc_a)
                     if two:
-                        ub_ = vload(ub, ((i + 1) * bsz + k) * W)
+                        if wide:
+                            ub_ = _input(xl, xk, d, wb0, wb1, wb2, wb3, src, ib) + bb
+                        else:
+                            ub_ = vload(ub, ((i + 1) * bsz + k) * W)
                         acc_b = _grad_step(r, ub_, ab, xs, xl, xk, d, g, gob, act, acc_b)
                 tq = _update(src, dst, ia, d, g, 0, lam, eta, acc_a)
+                if pad and not two:
+                    tq = _zero_padding(dst, ia, d, pad)
                 blk, ch, tot = _account(tq, blk, ch, tot, i, m, nbm)
                 if two:
                     tq = _update(src, dst, ib, d, g, gob, lam, eta, acc_b)
+                    if pad and i + 2 == m:
+                        tq = _zero_padding(dst, ib, d, pad)
                     blk, ch, tot = _account(tq, blk, ch, tot, i + 1, m, nbm)
             for q in range(W):
                 if not math.isfinite(vget(tot, q)):
@@ -307,24 +366,24 @@ def _steps(th, p, x, y, lanes, n, act, dim, eta, lam, nbm):  # type: ignore[no-u
 #: Input dimensions with a kernel of their own (d a constant: no branch on it, the d
 #: coordinates unrolled); a larger d uses the generic kernel.
 SPECIALISED_D = 4
-_KERNELS: dict[tuple[int, int], Any] = {}
+_KERNELS: dict[tuple[int, int, bool], Any] = {}
 _KERNELS_LOCK = threading.Lock()
 
 
-def _kernel(act: int, d: int) -> Any:
-    """Return the kernel for an activation and input dimension (compiled on first use).
+def _kernel(act: int, d: int, wide: bool) -> Any:
+    """Return the kernel for an activation, input dimension and layout (compiled on first use).
 
-    ``act`` and d ≤ :data:`SPECIALISED_D` are constants in it: σ is inlined without a
-    branch on the activation, and the loops over the d coordinates are unrolled.
+    ``act``, the layout and d ≤ :data:`SPECIALISED_D` are constants in it: σ is inlined
+    without a branch on the activation, and the loops over the d coordinates are unrolled.
     """
-    key = (act, d if d <= SPECIALISED_D else 0)
+    key = (act, d if d <= SPECIALISED_D else 0, wide)
     with _KERNELS_LOCK:
         if key not in _KERNELS:
-            a, dim = key
+            a, dim, wd = key
 
             @_jit
-            def steps(th, p, x, y, lanes, n, eta, lam, nbm):  # type: ignore[no-untyped-def]  # pragma: no cover
-                return _steps(th, p, x, y, lanes, n, a, dim, eta, lam, nbm)
+            def steps(th, p, x, y, lanes, n, eta, lam, nbm, pad):  # type: ignore[no-untyped-def]  # pragma: no cover
+                return _steps(th, p, x, y, lanes, n, a, dim, wd, eta, lam, nbm, pad)
 
             _KERNELS[key] = steps
         return _KERNELS[key]
@@ -359,6 +418,29 @@ def run_block(
     th = np.empty((2, m * dd * W))
     th[0] = np.ascontiguousarray(np.transpose(theta[lanes], (1, 2, 0))).reshape(-1)
     p = np.ascontiguousarray(np.broadcast_to(masses, (theta.shape[0], m))[lanes].T).reshape(-1)
-    done = _kernel(act, dd - 2)(th, p, x, y, lanes, n, eta, lam, nbm) if n else 0
+    done = _kernel(act, dd - 2, False)(th, p, x, y, lanes, n, eta, lam, nbm, 0) if n else 0
     out = np.transpose(th[0].reshape(m, dd, W), (2, 0, 1))[: len(runs)]
     return np.ascontiguousarray(out, dtype=np.float64), int(done)
+
+
+def run_wide(
+    theta: Array, masses: Array, x: Array, y: Array, r: int, n: int, act: int, eta: float,
+    lam: float, nbm: int,
+) -> tuple[Array, int]:  # fmt: skip
+    """Advance run ``r`` (``theta (m, d+2)``, masses ``(m,)``) ``n`` steps, W neurons per vector.
+
+    Returns its new positions and the number of steps done.
+    """
+    m, dd = theta.shape
+    groups = -(-m // W)
+    pad = groups * W - m
+    cols = np.zeros((groups * W, dd))
+    cols[:m] = theta
+    th = np.empty((2, groups * dd * W))
+    th[0] = np.transpose(cols.reshape(groups, W, dd), (0, 2, 1)).reshape(-1)
+    p = np.zeros(groups * W)
+    p[:m] = masses
+    lanes = np.full(W, r, dtype=np.int64)
+    done = _kernel(act, dd - 2, True)(th, p, x, y, lanes, n, eta, lam, nbm, pad) if n else 0
+    out = np.transpose(th[0].reshape(groups, dd, W), (0, 2, 1)).reshape(groups * W, dd)[:m]
+    return np.ascontiguousarray(out), int(done)
