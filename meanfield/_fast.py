@@ -34,7 +34,6 @@ reference.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import itertools
 import os
@@ -67,8 +66,6 @@ _BLOCK_ELEMS = 2048
 #: loops; above, the fused loops' d multiply-adds per (sample × neuron) lose to BLAS.
 _BLAS_MIN_D = 16
 _BLAS_WORK = 1 << 19
-#: B·m·d from which the BLAS engine's products use BLAS's threads.
-_BLAS_THREADED_WORK = 1 << 25
 #: Width from which the wide engine is used even when the lanes engine would fit: W
 #: neurons per vector then waste little on padding, and one run alone is as fast per
 #: (sample × neuron) as W runs in the lanes.
@@ -127,7 +124,7 @@ def _compile() -> None:
         g["_fma"] = _simd.fma
         for name in _k.KERNELS:
             g[name] = numba.njit(cache=True, fastmath=False, nogil=True)(g[name])
-        from meanfield import _fast_lanes  # noqa: F401  (compiles its kernels)
+        from meanfield import _fast_blas, _fast_lanes  # noqa: F401  (compile their kernels)
 
         _READY = True
 
@@ -157,7 +154,7 @@ class Engine:
 
         self.act, self.m, self.d, self.batch, self.runs = act, m, d, batch, runs
         self.block = max(8, min(m, CHUNK, _BLOCK_ELEMS // batch))
-        self._bufs: dict[str, Array] = {}
+        self._bufs: dict[str, Any] = {}
         if d >= _BLAS_MIN_D and m * batch * d >= _BLAS_WORK:
             self.kind = "blas"
         elif m >= _WIDE_MIN_M or not _fast_lanes.fits(m, d, batch):
@@ -203,18 +200,16 @@ class Engine:
     ) -> tuple[Array, int]:
         """Run the BLAS engine on a copy of the rows ``(m, d+2)``, in place.
 
-        Below :data:`_BLAS_THREADED_WORK` the BLAS products run on one thread: threads
-        gain little on products this small, and lose much when a core is busy elsewhere
-        (the others wait for it at every product).
+        The tiles are shared among our threads, each product on one BLAS thread.
         """
+        from meanfield import _fast_blas
+
         out = np.array(theta, dtype=np.float64)
         done = n
-        small = self.m * self.batch * self.d < _BLAS_THREADED_WORK
-        with threadpool_limits(limits=1, user_api="blas") if small else contextlib.nullcontext():
+        with threadpool_limits(limits=1, user_api="blas"):
             for r in range(out.shape[0]):
-                hyper = (self.act, eta, lam)
-                args = (n, hyper, self._bufs, _in_threads)
-                done = min(done, _k._run_blas(out[r], p[r], x, y, r, *args))
+                args = (n, (self.act, eta, lam), self._bufs, _in_threads, _workers())
+                done = min(done, _fast_blas.run(out[r], p[r], x, y, r, *args))
         return out, done
 
     def _lanes(

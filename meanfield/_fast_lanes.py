@@ -58,7 +58,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from meanfield._fast_serial import CHUNK, _sigma1
-from meanfield._simd import W, vfma, vget, vload, vrelu, vset, vsplat, vstep, vstore
+from meanfield._simd import W, vfma, vget, vload, vrelu, vset, vsplat, vstep, vstore, vsum
 
 __all__ = ["fits", "run_block", "run_wide"]
 
@@ -235,19 +235,6 @@ def _update(src, dst, io, d, g, go, lam, eta, acc):  # type: ignore[no-untyped-d
 
 
 @_jit
-def _lane_sum(v):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """((v₀+v₁)+(v₂+v₃))+((v₄+v₅)+(v₆+v₇)) (W = 8), as a broadcast vector."""
-    h = W
-    while h > 1:
-        h //= 2
-        t = v
-        for q in range(h):
-            t = vset(t, q, vget(v, 2 * q) + vget(v, 2 * q + 1))
-        v = t
-    return vsplat(vget(v, 0))
-
-
-@_jit
 def _zero_padding(dst, io, d, pad):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Reset the last ``pad`` lanes of the vectors at ``io`` to 0; return Σ_col of them."""
     tq = vsplat(0.0)
@@ -308,7 +295,7 @@ def _steps(th, p, x, y, lanes, n, act, dim, wide, eta, lam, nbm, pad):  # type: 
             xo, yo = s * bsz * d * W, s * bsz * W
             _forward(src, p, xl, xo, ub, fc, rs, m, d, bsz, act, not wide)
             for k in range(bsz):
-                f = _lane_sum(vload(rs, k * W)) if wide else vload(rs, k * W)
+                f = vsplat(vsum(vload(rs, k * W))) if wide else vload(rs, k * W)
                 vstore(rs, k * W, (f - vload(yl, yo + k * W)) / vb)
             # backward and update, two neurons per pass over the samples
             tot, ch, blk = zero, zero, zero

@@ -1,4 +1,4 @@
-r"""Compiled SGD kernels for one run at a time (numba): the fused and the BLAS engines.
+r"""Compiled SGD kernels for one run of a small network (numba): the fused serial engine.
 
 They compute the step of :mod:`meanfield._fast` (the formula is there) as
 :func:`~meanfield.velocity.residual_on_sample` and
@@ -7,13 +7,12 @@ and to fused multiply-adds (one rounding for a·b + c, :func:`meanfield._simd.fm
 places: u accumulates x_j w_j by fma after x₀w₀; the sums f, ∇_a, ∇_w and the update
 θ − η(g + λθ) are fma's.  So they agree with the reference to rounding.
 
-* fused (:func:`_run_serial`): a whole block of steps in one compiled call, looping over
-  steps, samples, neurons and input coordinates, with the positions held as columns
-  ``(d+2, m)`` so that the inner loops vectorise over neurons.  The sum over neurons is
-  taken in chunks of :data:`CHUNK` neurons, in order.
-* BLAS (:func:`_run_blas`): for large m·d, the two matrix products of a step (u = X Wᵀ
-  and the gradient Cᵀ X) go to BLAS, the element-wise work between them to compiled
-  loops over preallocated buffers, in place.
+:func:`_run_serial` does a whole block of steps in one compiled call, looping over steps,
+samples, neurons and input coordinates, with the positions held as columns ``(d+2, m)``
+so that the inner loops vectorise over neurons.  The sum over neurons is taken in chunks
+of :data:`CHUNK` neurons, in order.  The lanes engine (:mod:`meanfield._fast_lanes`)
+does exactly these operations on 8 runs at once; the activations here are shared with
+the other engines.
 
 The functions are plain Python until :func:`meanfield._fast._compile` compiles them
 (importing this module does not import numba); ``_fma`` is bound to the compiled
@@ -23,7 +22,6 @@ intrinsic there.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,9 +31,6 @@ Array = NDArray[np.floating]
 #: Neurons per chunk of the sum f(x) = Σᵢ pᵢaᵢσ(uᵢ) (partial sums per chunk, then the
 #: chunks in order: a fixed order, whatever the cache blocking).
 CHUNK = 2048
-#: Neurons per tile of the BLAS engine: its element-wise work is shared among threads
-#: tile by tile, and f sums the tiles' partial sums in order.
-TILE = 512
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 #: The functions compiled by :func:`meanfield._fast._compile`.
 KERNELS = [
@@ -46,12 +41,8 @@ KERNELS = [
     "_backward_chunk",
     "_load_batch",
     "_run_serial",
-    "_residuals",
     "_update_cols",
     "_transpose",
-    "_blas_forward",
-    "_blas_backward",
-    "_update_rows",
 ]
 
 
@@ -294,123 +285,6 @@ def _run_serial(
     return done
 
 
-# -- BLAS engine: matrix products in BLAS, the element-wise work fused ------------------
-def _blas_forward(
-    u: Array, theta: Array, p: Array, fc: Array, act: int, t0: int, t1: int
-) -> None:  # pragma: no cover
-    """For tiles t0 ≤ t < t1: fc[t, k] = Σ_{i in t} pᵢaᵢσ(u_ki + bᵢ) in order (u = X Wᵀ)."""
-    bsz, m = u.shape
-    d = theta.shape[1] - 2
-    row = np.empty((4, TILE))
-    pa = np.empty(TILE)
-    bb = np.empty(TILE)
-    for t in range(t0, t1):
-        c0 = t * TILE
-        nb = min(c0 + TILE, m) - c0
-        for q in range(nb):
-            pa[q] = p[c0 + q] * theta[c0 + q, 0]
-            bb[q] = theta[c0 + q, d + 1]
-        for k0 in range(0, bsz, 4):
-            kn = min(4, bsz - k0)
-            for kk in range(kn):
-                for q in range(nb):
-                    row[kk, q] = u[k0 + kk, c0 + q] + bb[q]
-            _sigma_rows(row, kn, nb, act)
-            if kn == 4:  # four independent sums at once (each still in order)
-                a0 = a1 = a2 = a3 = 0.0
-                for q in range(nb):
-                    w = pa[q]
-                    a0 = _fma(row[0, q], w, a0)
-                    a1 = _fma(row[1, q], w, a1)
-                    a2 = _fma(row[2, q], w, a2)
-                    a3 = _fma(row[3, q], w, a3)
-                fc[t, k0], fc[t, k0 + 1], fc[t, k0 + 2], fc[t, k0 + 3] = a0, a1, a2, a3
-            else:
-                for kk in range(kn):
-                    acc = 0.0
-                    for q in range(nb):
-                        acc = _fma(row[kk, q], pa[q], acc)
-                    fc[t, k0 + kk] = acc
-
-
-def _residuals(fc: Array, y: Array, rs: Array) -> None:  # pragma: no cover
-    """rs_k = (Σ_c fc[c, k] − y_k) / B, the chunks summed in order."""
-    bsz = rs.shape[0]
-    for k in range(bsz):
-        f = 0.0
-        for c in range(fc.shape[0]):
-            f += fc[c, k]
-        rs[k] = (f - y[k]) / bsz
-
-
-def _blas_backward(
-    u: Array, theta: Array, rs: Array, ga: Array, gb: Array, act: int, t0: int, t1: int
-) -> None:  # pragma: no cover
-    """Tiles t0 ≤ t < t1, with u + b: ga = Σ_k r_k σ(u_k), u ← c = r σ'(u) a, gb = Σ_k c_k."""
-    bsz, m = u.shape
-    d = theta.shape[1] - 2
-    a = np.empty(TILE)
-    bb = np.empty(TILE)
-    row = np.empty((1, TILE))
-    s = np.empty((1, TILE))
-    ds = np.empty((1, TILE))
-    for t in range(t0, t1):
-        c0 = t * TILE
-        nb = min(c0 + TILE, m) - c0
-        for q in range(nb):
-            a[q] = theta[c0 + q, 0]
-            bb[q] = theta[c0 + q, d + 1]
-            ga[c0 + q] = 0.0
-            gb[c0 + q] = 0.0
-        for k in range(bsz):
-            r = rs[k]
-            if act == 0:  # ReLU inline: the same operations, one pass
-                for q in range(nb):
-                    v = u[k, c0 + q] + bb[q]
-                    cc = r * (1.0 if v >= 0.0 else 0.0) * a[q]
-                    ga[c0 + q] = _fma(r, 0.0 if v < 0.0 else v, ga[c0 + q])
-                    u[k, c0 + q] = cc
-                    gb[c0 + q] += cc
-                continue
-            for q in range(nb):
-                row[0, q] = u[k, c0 + q] + bb[q]
-            _sigma_both(row, s, ds, 1, nb, act)
-            for q in range(nb):
-                ga[c0 + q] = _fma(r, s[0, q], ga[c0 + q])
-                cc = r * ds[0, q] * a[q]
-                u[k, c0 + q] = cc
-                gb[c0 + q] += cc
-
-
-def _update_rows(
-    theta: Array, ga: Array, gw: Array, gb: Array, eta: float, lam: float, tot: Array,
-    t0: int, t1: int,
-) -> None:  # fmt: skip  # pragma: no cover
-    """Rows of tiles t0 ≤ t < t1: θ ← θ − η(g + λθ) in place; tot[t] = Σ of the new entries."""
-    m, dd = theta.shape
-    d = dd - 2
-    for t in range(t0, t1):
-        total = 0.0
-        for i in range(t * TILE, min((t + 1) * TILE, m)):
-            th = theta[i, 0]
-            gc = ga[i] if lam == 0.0 else _fma(lam, th, ga[i])
-            v = _fma(gc, -eta, th)
-            theta[i, 0] = v
-            acc = v
-            for j in range(d):
-                th = theta[i, 1 + j]
-                gc = gw[i, j] if lam == 0.0 else _fma(lam, th, gw[i, j])
-                v = _fma(gc, -eta, th)
-                theta[i, 1 + j] = v
-                acc += v
-            th = theta[i, d + 1]
-            gc = gb[i] if lam == 0.0 else _fma(lam, th, gb[i])
-            v = _fma(gc, -eta, th)
-            theta[i, d + 1] = v
-            total += acc + v
-        tot[t] = total
-
-
 def _transpose(src: Array, dst: Array) -> None:  # pragma: no cover
     """dst[j, i] = src[i, j], in 32 × 32 tiles (a strided copy of a large array is slow)."""
     n0, n1 = src.shape
@@ -419,51 +293,3 @@ def _transpose(src: Array, dst: Array) -> None:  # pragma: no cover
             for i in range(i0, min(i0 + 32, n0)):
                 for j in range(j0, min(j0 + 32, n1)):
                     dst[j, i] = src[i, j]
-
-
-_THREADED_TILES = 4
-
-
-def _serially(fn: Callable[[int, int], None], n_items: int) -> None:
-    fn(0, n_items)
-
-
-def _run_blas(
-    theta: Array, p: Array, x: Array, y: Array, r: int, n: int, hyper: tuple[int, float, float],
-    bufs: dict[str, Array], in_threads: Callable[[Callable[[int, int], None], int], None],
-) -> int:  # fmt: skip
-    """Step run r's rows ``theta (m, d+2)`` in place ``n`` times with the BLAS engine.
-
-    ``hyper`` = (activation code, η, λ).
-    The element-wise work is shared among threads tile by tile (``in_threads(fn, n_tiles)``
-    calls ``fn(t0, t1)`` on shares of the tiles); every tile does the same operations
-    whatever the threads, so the result does not depend on them.  ``bufs`` keeps the work
-    arrays between calls.  Stops (leaving ``theta`` spoilt) at the first step whose new
-    positions do not sum to a finite number and returns the number of steps done.
-    """
-    act, eta, lam = hyper
-    m = theta.shape[0]
-    bsz, d = x.shape[2], x.shape[3]
-    nt = (m + TILE - 1) // TILE
-    if "u" not in bufs or bufs["u"].shape != (bsz, m) or bufs["gw"].shape != (m, d):
-        bufs.update(u=np.empty((bsz, m)), gw=np.empty((m, d)), ga=np.empty(m), gb=np.empty(m))
-        bufs.update(fc=np.empty((nt, bsz)), rs=np.empty(bsz), tot=np.empty(nt))
-    u, gw, ga, gb, fc, rs, tot = (bufs[k] for k in ("u", "gw", "ga", "gb", "fc", "rs", "tot"))
-    if nt < _THREADED_TILES:  # a few tiles: waking the threads costs more than they give
-        in_threads = _serially
-    w_t = theta[:, 1 : d + 1].T  # (d, m) view: BLAS reads it in place
-    rx = r if x.shape[1] > 1 else 0
-    ry = r if y.shape[1] > 1 else 0
-    done = 0
-    for step in range(n):  # (called under np.errstate: a non-finite step is detected below)
-        xs = np.ascontiguousarray(x[step, rx])
-        np.matmul(xs, w_t, out=u)
-        in_threads(lambda t0, t1: _blas_forward(u, theta, p, fc, act, t0, t1), nt)
-        _residuals(fc, y[step, ry], rs)
-        in_threads(lambda t0, t1: _blas_backward(u, theta, rs, ga, gb, act, t0, t1), nt)
-        np.matmul(u.T, xs, out=gw)
-        in_threads(lambda t0, t1: _update_rows(theta, ga, gw, gb, eta, lam, tot, t0, t1), nt)
-        if not math.isfinite(float(np.sum(tot))):
-            break  # spoilt in place: Engine.run replays the block
-        done += 1
-    return done

@@ -16,14 +16,19 @@ serial kernels and the lanes use at the same places.  This module imports numba.
 from __future__ import annotations
 
 import operator
+import sys
 from typing import Any
 
+import numba
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, overload, register_model
 
-__all__ = ["W", "fma", "vec", "vfma", "vget", "vload", "vrelu", "vset", "vsplat", "vstep", "vstore"]
+__all__ = [
+    "W", "atomic_add", "atomic_load", "fma", "os_yield", "vec", "vfma", "vget", "vload",
+    "vload_part", "vrelu", "vset", "vsplat", "vstep", "vstore", "vstore_part", "vsum",
+]  # fmt: skip
 
 W = 8
 """Lanes of a vector (8 float64 = one AVX-512 register)."""
@@ -178,3 +183,75 @@ for _op, _name in (
             return None
 
     _register(_binop(_name))
+
+
+_jit = numba.njit(cache=True, nogil=True, fastmath=False)
+
+
+@_jit
+def vsum(v):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Return the sum of the lanes in a fixed tree: ((v₀+v₁)+(v₂+v₃))+((v₄+v₅)+(v₆+v₇))."""
+    h = W
+    while h > 1:
+        h //= 2
+        t = v
+        for q in range(h):
+            t = vset(t, q, vget(v, 2 * q) + vget(v, 2 * q + 1))
+        v = t
+    return vget(v, 0)
+
+
+@_jit
+def vload_part(arr, off, n):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """``arr[off : off + n]`` in the first n < W lanes, zeros after."""
+    v = vsplat(0.0)
+    for q in range(n):
+        v = vset(v, q, arr[off + q])
+    return v
+
+
+@_jit
+def vstore_part(arr, off, n, v):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """``arr[off : off + n] = `` the first n < W lanes of v."""
+    for q in range(n):
+        arr[off + q] = vget(v, q)
+
+
+def _int_ptr(context: Any, builder: Any, arrty: Any, arr: Any, idx: Any) -> Any:
+    return builder.gep(context.make_array(arrty)(context, builder, arr).data, [idx])
+
+
+@intrinsic
+def atomic_add(typingctx: Any, arr: Any, idx: Any, v: Any) -> Any:
+    """``arr[idx] += v`` as one atomic operation (int64 array; sequentially consistent)."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        ptr = _int_ptr(context, builder, sig.args[0], args[0], args[1])
+        val = context.cast(builder, args[2], sig.args[2], types.int64)
+        return builder.atomic_rmw("add", ptr, val, "seq_cst")
+
+    return types.int64(arr, idx, v), codegen
+
+
+@intrinsic
+def atomic_load(typingctx: Any, arr: Any, idx: Any) -> Any:
+    """``arr[idx]`` read atomically (int64 array; acquire), so a spin loop rereads it."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        ptr = _int_ptr(context, builder, sig.args[0], args[0], args[1])
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return types.int64(arr, idx), codegen
+
+
+@intrinsic
+def os_yield(typingctx: Any) -> Any:
+    """Give the core to another runnable thread (``sched_yield``; nothing on Windows)."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        if sys.platform != "win32":
+            fnty = ir.FunctionType(ir.IntType(32), [])
+            builder.call(cgutils.get_or_insert_function(builder.module, fnty, "sched_yield"), [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen

@@ -203,9 +203,9 @@ def test_blas_engine_for_large_d(activation, monkeypatch):
 def test_blas_engine_tiles_on_threads_give_the_same_bits(monkeypatch):
     """Several tiles of the BLAS engine's element-wise work, shared among threads or not:
     the same bits, and the reference to 1e-12 (weight decay, two runs, one stream each)."""
-    from meanfield import _fast_serial
+    from meanfield import _fast_blas
 
-    m, d, batch = 4 * _fast_serial.TILE + 37, _fast._BLAS_MIN_D, 6
+    m, d, batch = 4 * _fast_blas.TILE + 37, _fast._BLAS_MIN_D, 6
     monkeypatch.setattr(_fast, "_BLAS_WORK", m * batch * d)
     mu = gaussian(m, d, runs=2, rng=4)
     g = np.random.default_rng(5)
