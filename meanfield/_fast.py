@@ -21,8 +21,9 @@ and fused multiply-adds, so the two agree to rounding (about 1e-16 per step).  E
   (:mod:`meanfield._fast_lanes`);
 * ``"wide"`` (larger m, small d): W neurons of a run in the lanes of a vector, the runs
   of an ensemble shared among threads (:mod:`meanfield._fast_lanes`);
-* ``"blas"`` (large m·d): the two matrix products of a step in BLAS, the element-wise
-  work in compiled loops.
+* ``"blas"`` (large m·d): the neurons in tiles shared among the cores, each tile's two
+  matrix products in BLAS and its element-wise work in compiled loops, back to back
+  (:mod:`meanfield._fast_blas`).
 
 The serial and lanes engines do the same floating-point operations on each run, so an
 ensemble member equals its solo run bitwise; the choice of ``"wide"`` and ``"blas"``
