@@ -199,18 +199,18 @@ class Engine:
     def _rows(
         self, theta: Array, p: Array, x: Array, y: Array, n: int, eta: float, lam: float
     ) -> tuple[Array, int]:
-        """Run the BLAS engine on a copy of the rows ``(m, d+2)``, in place.
+        """Run the BLAS engine on the rows ``(m, d+2)``.
 
         The tiles are shared among our threads, each product on one BLAS thread.
         """
         from meanfield import _fast_blas
 
-        out = np.array(theta, dtype=np.float64)
+        out = np.empty_like(theta, dtype=np.float64)
         done = n
         with threadpool_limits(limits=1, user_api="blas"):
             for r in range(out.shape[0]):
                 args = (n, (self.act, eta, lam), self._bufs, _in_threads, _workers())
-                done = min(done, _fast_blas.run(out[r], p[r], x, y, r, *args))
+                done = min(done, _fast_blas.run(theta[r], out[r], p[r], x, y, r, *args))
         return out, done
 
     def _lanes(

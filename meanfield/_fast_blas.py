@@ -26,6 +26,7 @@ This module imports numba: :mod:`meanfield._fast` imports it only when numba is 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +56,9 @@ Array = NDArray[np.floating]
 #: Neurons per tile (U_t is B × TILE).
 TILE = 512
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
+#: Inlined into the kernel of each activation (:func:`_kernel`), where the activation
+#: code is a constant: σ without a branch, and the sums kept in registers.
+_inline = numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
 
 
 
@@ -70,54 +74,69 @@ def _tile_params(a_all, b_all, p, c0, nb):  # type: ignore[no-untyped-def]  # pr
     return pa, a, b
 
 
-@_jit
+@_inline
 def _forward_tile(u, a_all, b_all, p, c0, act, fc):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """fc[k] = Σ_q p_q a_q σ(u_kq + b_q) over the tile's neurons c0 + q (u = U_t)."""
+    """fc[k] = Σ_q p_q a_q σ(u_kq + b_q) over the tile's neurons c0 + q (u = U_t).
+
+    Four partial sums (vectors g ≡ 0, 1, 2, 3 mod 4, then the rest into the first), added
+    as (s₀ + s₁) + (s₂ + s₃), then the lanes (:func:`~meanfield._simd.vsum`).
+    """
     bsz, nb = u.shape
     pa, _, b = _tile_params(a_all, b_all, p, c0, nb)
     uf = u.reshape(-1)
     full, rest = nb // W, nb % W
+    quad = full - full % 4
     for k in range(bsz):
         o = k * nb
-        acc = vsplat(0.0)
-        for g in range(full):
-            v = vload(uf, o + g * W) + vload(b, g * W)
-            acc = vfma(_act(v, act, False)[0], vload(pa, g * W), acc)
+        s0 = vsplat(0.0)
+        s1, s2, s3 = s0, s0, s0
+        for g in range(0, quad, 4):
+            q = o + g * W
+            s0 = _term(vload(uf, q), b, pa, g * W, act, s0)
+            s1 = _term(vload(uf, q + W), b, pa, (g + 1) * W, act, s1)
+            s2 = _term(vload(uf, q + 2 * W), b, pa, (g + 2) * W, act, s2)
+            s3 = _term(vload(uf, q + 3 * W), b, pa, (g + 3) * W, act, s3)
+        for g in range(quad, full):
+            s0 = _term(vload(uf, o + g * W), b, pa, g * W, act, s0)
         if rest:
-            v = vload_part(uf, o + full * W, rest) + vload(b, full * W)
-            acc = vfma(_act(v, act, False)[0], vload(pa, full * W), acc)
-        fc[k] = vsum(acc)
+            s0 = _term(vload_part(uf, o + full * W, rest), b, pa, full * W, act, s0)
+        fc[k] = vsum((s0 + s1) + (s2 + s3))
 
 
 @_jit
+def _term(u, b, pa, o, act, acc):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Return acc + pa σ(u + b) for the neurons at ``o``, rounded once (fma)."""
+    return vfma(_act(u + vload(b, o), act, False)[0], vload(pa, o), acc)
+
+
+@_inline
 def _backward_tile(u, a_all, b_all, p, rs, c0, act, ga, gb):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """With v = u + b: ga = Σ_k r_k σ(v_k), u ← c = r σ'(v) a, gb = Σ_k c_k (k in order)."""
+    """With v = u + b: ga = Σ_k r_k σ(v_k), u ← c = r σ'(v) a, gb = Σ_k c_k (k in order).
+
+    Row by row (the rows of u are 4 kB apart: a column walk would hit one cache set), the
+    sums in padded scratch arrays.
+    """
     bsz, nb = u.shape
     _, a_pad, b_pad = _tile_params(a_all, b_all, p, c0, nb)
+    sa_all, sb_all = np.zeros(a_pad.size), np.zeros(a_pad.size)
     uf = u.reshape(-1)
-    for g in range(-(-nb // W)):
-        n = min(W, nb - g * W)
-        a, b = vload(a_pad, g * W), vload(b_pad, g * W)
-        sa = vsplat(0.0)
-        sb = sa
-        for k in range(bsz):
-            o = k * nb + g * W
-            v = (vload(uf, o) if n == W else vload_part(uf, o, n)) + b
+    full, rest = nb // W, nb % W
+    for k in range(bsz):
+        r = vsplat(rs[k])
+        o = k * nb
+        for g in range(full + (1 if rest else 0)):
+            q = g * W
+            v = (vload(uf, o + q) if g < full else vload_part(uf, o + q, rest)) + vload(b_pad, q)
             s, ds = _act(v, act, True)
-            r = vsplat(rs[k])
-            sa = vfma(r, s, sa)
-            c = r * ds * a
-            if n == W:
-                vstore(uf, o, c)
+            vstore(sa_all, q, vfma(r, s, vload(sa_all, q)))
+            c = r * ds * vload(a_pad, q)
+            if g < full:
+                vstore(uf, o + q, c)
             else:
-                vstore_part(uf, o, n, c)
-            sb = sb + c
-        if n == W:
-            vstore(ga, g * W, sa)
-            vstore(gb, g * W, sb)
-        else:
-            vstore_part(ga, g * W, n, sa)
-            vstore_part(gb, g * W, n, sb)
+                vstore_part(uf, o + q, rest, c)
+            vstore(sb_all, q, vload(sb_all, q) + c)
+    ga[:nb] = sa_all[:nb]
+    gb[:nb] = sb_all[:nb]
 
 
 @_jit
@@ -184,21 +203,22 @@ def _barrier(ctr, target):  # type: ignore[no-untyped-def]  # pragma: no cover
     return True
 
 
-@_jit
-def _share(st, p, x, y, rx, ry, hyper, cuts, bufs, ctr, nw):  # type: ignore[no-untyped-def]  # pragma: no cover
+@_inline
+def _share(st, p, x, y, rx, ry, hyper, cuts, bufs, ctr, nw, act):  # type: ignore[no-untyped-def]  # pragma: no cover
     """One thread's part of ``n`` steps: its tiles ``cuts`` (t0, t1, TILE); returns steps done.
 
-    ``st`` = (a, w, b) of all the neurons, updated in place; ``bufs`` = (U, ∇W, (∇a, ∇b),
-    fc (2, n_t, B), tot (2, n_t)), the last two alternating between steps so that one
-    barrier per step is enough.
+    ``st`` = (a, w, b) of all the neurons, updated in place; ``bufs`` = (U, fc (2, n_t, B),
+    tot (2, n_t)), the last two alternating between steps so that one barrier per step is
+    enough.
     """
     a_all, w_all, b_all = st
-    act, eta, lam, n = hyper
+    eta, lam, n = hyper
     t0, t1, tile = cuts
-    us, gws, gab, fc, tot = bufs
+    us, fc, tot = bufs
     m, d = w_all.shape
     bsz = x.shape[2]
     rs = np.empty(bsz)
+    gw_t, ga, gb = np.empty((tile, d)), np.empty(tile), np.empty(tile)  # one tile's gradient
     for t in range(t0, t1):
         c0, c1 = t * tile, min((t + 1) * tile, m)
         u = us[bsz * c0 : bsz * c1].reshape((bsz, c1 - c0))
@@ -213,8 +233,7 @@ def _share(st, p, x, y, rx, ry, hyper, cuts, bufs, ctr, nw):  # type: ignore[no-
         for t in range(t0, t1):
             c0, c1 = t * tile, min((t + 1) * tile, m)
             u = us[bsz * c0 : bsz * c1].reshape((bsz, c1 - c0))
-            gw = gws[d * c0 : d * c1].reshape((c1 - c0, d))
-            ga, gb = gab[0, c0:c1], gab[1, c0:c1]
+            gw = gw_t[: c1 - c0]
             _backward_tile(u, a_all, b_all, p, rs, c0, act, ga, gb)
             np.dot(u.T, x[s, rx], gw)
             tot[par, t] = _update_tile(a_all, w_all, b_all, ga, gw, gb, c0, eta, lam)
@@ -227,21 +246,38 @@ def _share(st, p, x, y, rx, ry, hyper, cuts, bufs, ctr, nw):  # type: ignore[no-
         for t in range(tot.shape[1]):
             total += tot[par, t]
         if not math.isfinite(total):
-            break  # spoilt in place: Engine.run replays the block
+            break  # out is spoilt: Engine.run replays the block
         done += 1
     return done
 
 
+_KERNELS: dict[int, Any] = {}
+_KERNELS_LOCK = threading.Lock()
+
+
+def _kernel(act: int) -> Any:
+    """Return :func:`_share` compiled for one activation (a constant in it)."""
+    with _KERNELS_LOCK:
+        if act not in _KERNELS:
+
+            @_jit
+            def share(st, p, x, y, rx, ry, hyper, cuts, bufs, ctr, nw):  # type: ignore[no-untyped-def]  # pragma: no cover
+                return _share(st, p, x, y, rx, ry, hyper, cuts, bufs, ctr, nw, act)
+
+            _KERNELS[act] = share
+        return _KERNELS[act]
+
+
 def run(
-    theta: Array, p: Array, x: Array, y: Array, r: int, n: int, hyper: tuple[int, float, float],
-    bufs: dict[str, Any], in_threads: Callable[[Callable[[int, int], None], int], None],
-    workers: int,
+    theta: Array, out: Array, p: Array, x: Array, y: Array, r: int, n: int,
+    hyper: tuple[int, float, float], bufs: dict[str, Any],
+    in_threads: Callable[[Callable[[int, int], None], int], None], workers: int,
 ) -> int:  # fmt: skip
-    """Step run r's rows ``theta (m, d+2)`` in place ``n`` times on ``workers`` threads.
+    """Step run r's rows ``theta (m, d+2)`` ``n`` times on ``workers`` threads, into ``out``.
 
     ``hyper`` = (activation code, η, λ); ``in_threads(fn, k)`` calls ``fn(i, i + 1)`` for
     i < k concurrently; BLAS must be limited to one thread by the caller.  ``bufs`` keeps
-    the work arrays between calls.  Stops (leaving ``theta`` spoilt) at the first step
+    the work arrays between calls.  Stops (leaving ``out`` spoilt) at the first step
     whose new positions do not sum to a finite number and returns the number of steps done.
     """
     act, eta, lam = hyper
@@ -250,8 +286,7 @@ def run(
     nt = -(-m // TILE)
     if bufs.get("key") != (bsz, m, d):
         bufs["key"] = (bsz, m, d)
-        bufs["work"] = (np.empty(bsz * m), np.empty(m * d), np.empty((2, m)),
-                        np.empty((2, nt, bsz)), np.empty((2, nt)))  # fmt: skip
+        bufs["work"] = (np.empty(bsz * m), np.empty((2, nt, bsz)), np.empty((2, nt)))
     st = (theta[:, 0].copy(), np.ascontiguousarray(theta[:, 1 : d + 1]), theta[:, d + 1].copy())
     nw = max(1, min(workers, nt))
     shares = np.linspace(0, nt, nw + 1).astype(int).tolist()
@@ -265,13 +300,13 @@ def run(
         for w in range(w0, w1):
             try:
                 cuts = (shares[w], shares[w + 1], TILE)
-                args = (rx, ry, (act, eta, lam, n), cuts, bufs["work"], ctr, nw)
-                done[w] = _share(st, p, xc, yc, *args)
+                args = (rx, ry, (eta, lam, n), cuts, bufs["work"], ctr, nw)
+                done[w] = _kernel(act)(st, p, xc, yc, *args)
             except BaseException:
                 ctr[1] = 1  # the other threads stop waiting at their next barrier
                 raise
 
     if n:
         in_threads(share, nw)
-    theta[:, 0], theta[:, 1 : d + 1], theta[:, d + 1] = st
+    out[:, 0], out[:, 1 : d + 1], out[:, d + 1] = st
     return int(done.min()) if n else 0
