@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import textwrap
+import threading
 import warnings
 
 import numpy as np
@@ -220,6 +221,45 @@ def test_blas_engine_tiles_on_threads_give_the_same_bits(monkeypatch):
     ref = sgd(mu, ArrayStream(x, y), backend="numpy", **kw)
     assert np.max(np.abs(ref.thetas[-1] - ref.thetas[0])) > 1e-3
     np.testing.assert_allclose(fast.thetas, ref.thetas, rtol=0, atol=1e-12)
+
+
+def test_blas_engine_error_in_one_thread_stops_the_others(monkeypatch):
+    """The BLAS engine's threads wait for each other at a spin barrier: an exception in
+    one of them must release the others and reach the caller, not hang the run."""
+    from meanfield import _fast_blas
+
+    monkeypatch.setattr(_fast, "_BLAS_WORK", 1)
+    monkeypatch.setattr(_fast, "_workers", lambda: 2)
+    real = _fast_blas._kernel
+
+    def failing(act):
+        kernel = real(act)
+
+        def share(st, p, x, y, rx, ry, hyper, cuts, *rest):
+            if cuts[0] > 0:  # the second thread's tiles
+                raise RuntimeError("boom")
+            return kernel(st, p, x, y, rx, ry, hyper, cuts, *rest)
+
+        return share
+
+    monkeypatch.setattr(_fast_blas, "_kernel", failing)
+    m, d = 2 * _fast_blas.TILE, _fast._BLAS_MIN_D
+    mu = gaussian(m, d, rng=0)
+    g = np.random.default_rng(1)
+    stream = ArrayStream(g.standard_normal((5, 4, d)), g.standard_normal((5, 4)))
+    outcome = []
+
+    def call():
+        try:
+            sgd(mu, stream, step=0.1, risk=False, backend="numba")
+        except RuntimeError as err:
+            outcome.append(str(err))
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the engine hung"
+    assert outcome == ["boom"]
 
 
 @pytest.mark.parametrize("runs", [None, 2])
