@@ -203,11 +203,30 @@ def _barrier(ctr, target):  # type: ignore[no-untyped-def]  # pragma: no cover
     return True
 
 
+@_jit
+def _load_rows(theta, a_all, w_all, b_all, c0, c1):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Rows c0 ≤ i < c1 of θ ``(m, d+2)`` into a, w, b."""
+    d = w_all.shape[1]
+    for i in range(c0, c1):
+        a_all[i], b_all[i] = theta[i, 0], theta[i, d + 1]
+        w_all[i] = theta[i, 1 : d + 1]
+
+
+@_jit
+def _store_rows(theta, a_all, w_all, b_all, c0, c1):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Rows c0 ≤ i < c1 of θ ``(m, d+2)`` from a, w, b."""
+    d = w_all.shape[1]
+    for i in range(c0, c1):
+        theta[i, 0], theta[i, d + 1] = a_all[i], b_all[i]
+        theta[i, 1 : d + 1] = w_all[i]
+
+
 @_inline
-def _share(st, p, x, y, rx, ry, hyper, cuts, bufs, ctr, nw, act):  # type: ignore[no-untyped-def]  # pragma: no cover
+def _share(theta, out, st, p, x, y, rx, ry, hyper, cuts, bufs, ctr, nw, act):  # type: ignore[no-untyped-def]  # pragma: no cover
     """One thread's part of ``n`` steps: its tiles ``cuts`` (t0, t1, TILE); returns steps done.
 
-    ``st`` = (a, w, b) of all the neurons, updated in place; ``bufs`` = (U, fc (2, n_t, B),
+    The thread copies its tiles' rows of ``theta`` into ``st`` = (a, w, b) (contiguous, for
+    BLAS), steps them there and writes them into ``out``.  ``bufs`` = (U, fc (2, n_t, B),
     tot (2, n_t)), the last two alternating between steps so that one barrier per step is
     enough.
     """
@@ -221,6 +240,7 @@ def _share(st, p, x, y, rx, ry, hyper, cuts, bufs, ctr, nw, act):  # type: ignor
     gw_t, ga, gb = np.empty((tile, d)), np.empty(tile), np.empty(tile)  # one tile's gradient
     for t in range(t0, t1):
         c0, c1 = t * tile, min((t + 1) * tile, m)
+        _load_rows(theta, a_all, w_all, b_all, c0, c1)
         u = us[bsz * c0 : bsz * c1].reshape((bsz, c1 - c0))
         np.dot(x[0, rx], w_all[c0:c1].T, u)
         _forward_tile(u, a_all, b_all, p, c0, act, fc[0, t])
@@ -248,6 +268,8 @@ def _share(st, p, x, y, rx, ry, hyper, cuts, bufs, ctr, nw, act):  # type: ignor
         if not math.isfinite(total):
             break  # out is spoilt: Engine.run replays the block
         done += 1
+    for t in range(t0, t1):
+        _store_rows(out, a_all, w_all, b_all, t * tile, min((t + 1) * tile, m))
     return done
 
 
@@ -261,8 +283,8 @@ def _kernel(act: int) -> Any:
         if act not in _KERNELS:
 
             @_jit
-            def share(st, p, x, y, rx, ry, hyper, cuts, bufs, ctr, nw):  # type: ignore[no-untyped-def]  # pragma: no cover
-                return _share(st, p, x, y, rx, ry, hyper, cuts, bufs, ctr, nw, act)
+            def share(th, out, st, p, x, y, rx, ry, hyper, cuts, bufs, ctr, nw):  # type: ignore[no-untyped-def]  # pragma: no cover
+                return _share(th, out, st, p, x, y, rx, ry, hyper, cuts, bufs, ctr, nw, act)
 
             _KERNELS[act] = share
         return _KERNELS[act]
@@ -287,7 +309,8 @@ def run(
     if bufs.get("key") != (bsz, m, d):
         bufs["key"] = (bsz, m, d)
         bufs["work"] = (np.empty(bsz * m), np.empty((2, nt, bsz)), np.empty((2, nt)))
-    st = (theta[:, 0].copy(), np.ascontiguousarray(theta[:, 1 : d + 1]), theta[:, d + 1].copy())
+    st = (np.empty(m), np.empty((m, d)), np.empty(m))  # filled tile by tile by the threads
+    th = np.ascontiguousarray(theta)
     nw = max(1, min(workers, nt))
     shares = np.linspace(0, nt, nw + 1).astype(int).tolist()
     ctr = np.zeros(2, dtype=np.int64)
@@ -301,12 +324,13 @@ def run(
             try:
                 cuts = (shares[w], shares[w + 1], TILE)
                 args = (rx, ry, (eta, lam, n), cuts, bufs["work"], ctr, nw)
-                done[w] = _kernel(act)(st, p, xc, yc, *args)
+                done[w] = _kernel(act)(th, out, st, p, xc, yc, *args)
             except BaseException:
                 ctr[1] = 1  # the other threads stop waiting at their next barrier
                 raise
 
-    if n:
-        in_threads(share, nw)
-    out[:, 0], out[:, 1 : d + 1], out[:, d + 1] = st
-    return int(done.min()) if n else 0
+    if not n:
+        out[...] = theta
+        return 0
+    in_threads(share, nw)
+    return int(done.min())
