@@ -1,24 +1,32 @@
 r"""Compiled SGD for large m·d (numba + BLAS): the step's two matrix products tile by tile.
 
 The step of :mod:`meanfield._fast` on one run, with the neurons cut into tiles of
-:data:`TILE` rows of θ ``(m, d+2)``.  Each step has two phases; in each, the tiles are
-shared among threads (one per core), and a tile is worked on by one thread from start
-to end, its products by a single-threaded BLAS, while it is in the cache:
+:data:`TILE` rows of θ ``(m, d+2)``, the tiles shared among threads (one per core).  A
+thread does everything on its tiles, the products by a single-threaded BLAS called from
+the compiled code (``np.dot`` in numba):
 
-1. per tile t: U_t = X W_tᵀ (BLAS, ``(B, n_t)``), then the tile's part of the output
+1. forward, per tile t: U_t = X W_tᵀ (``(B, n_t)``), then the tile's part of the output
    f_t(x_k) = Σ_{i∈t} pᵢaᵢσ(u_ki + bᵢ);
-2. the residuals r_k = (Σ_t f_t(x_k) − y_k)/B (tiles in order), then per tile: with
-   v = u + b, ∇_a = Σ_k r_kσ(v_k), C = r σ'(v) a (in place of U_t), ∇_b = Σ_k c_k,
-   ∇_W = C_tᵀ X (BLAS), and the update θ ← θ − η(∇ + λθ) of the tile's rows.
+2. every thread: the residuals r_k = (Σ_t f_t(x_k) − y_k)/B (tiles in order);
+3. backward, per tile: with v = u + b, ∇_a = Σ_k r_kσ(v_k), C = r σ'(v) a (in place of
+   U_t), ∇_b = Σ_k c_k, ∇_W = C_tᵀ X, the update θ ← θ − η(∇ + λθ) of the tile's rows,
+   and at once the forward pass 1 of the next step on the tile.
+
+So the threads meet once per step, between 3 and 2, at a spin barrier (an atomic counter:
+a sleeping thread takes tens of μs to wake); the partial outputs f_t and the finiteness
+sums alternate between two buffers so that a thread already in the next step does not
+overwrite what another is still reading.  Each thread copies its tiles' rows of θ into
+contiguous arrays (a, W, b) for BLAS at the start and back at the end.
 
 The element-wise work is written on vectors of W = 8 neurons (:mod:`meanfield._simd`);
 the sum over a tile's neurons is taken lane by lane (lane l: neurons l, l + W, … in
 order) and the lanes in a fixed tree (:func:`~meanfield._simd.vsum`); the sums over the
 samples run in order.  Every tile does the same operations whatever the threads, so the
 result does not depend on their number.  Compared with one BLAS call per product on the
-whole network, the products of a tile are smaller (a little less efficient) but run on
-both cores without waiting for one another, and U and C never leave the cache between the
-element-wise passes (at m = 10⁵, d = 100, B = 100 they are 80 MB each).
+whole network (the engine before this one: 2.0–2.5× the time of the products at d = 100),
+the products of a tile run on both cores without waiting for one another, and each
+element-wise pass follows the product it needs while the tile is in the cache; a step
+then takes 1.0–1.1× the time of its two products alone (``benchmarks/README.md``).
 
 This module imports numba: :mod:`meanfield._fast` imports it only when numba is there.
 """
@@ -309,7 +317,8 @@ def run(
     if bufs.get("key") != (bsz, m, d):
         bufs["key"] = (bsz, m, d)
         bufs["work"] = (np.empty(bsz * m), np.empty((2, nt, bsz)), np.empty((2, nt)))
-    st = (np.empty(m), np.empty((m, d)), np.empty(m))  # filled tile by tile by the threads
+        bufs["state"] = (np.empty(m), np.empty((m, d)), np.empty(m))  # (a, W, b)
+    st = bufs["state"]
     th = np.ascontiguousarray(theta)
     nw = max(1, min(workers, nt))
     shares = np.linspace(0, nt, nw + 1).astype(int).tolist()
