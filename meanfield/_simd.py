@@ -1,16 +1,19 @@
 r"""A vector of W float64 as a numba type, and the operations the compiled SGD needs.
 
-numba's auto-vectoriser decides by itself whether a loop becomes vector code; the
-ensemble engine (:mod:`meanfield._fast_ensemble`) instead writes its arithmetic on
-explicit vectors ``<W x double>`` (W = 8: one AVX-512 register, two AVX2 registers), each
-operation one LLVM vector instruction, so that W runs advance in the W lanes whatever the
-auto-vectoriser does.  Every operation is the IEEE-754 operation of the scalar code lane by
-lane (no fast-math), so lane r computes exactly what the scalar code computes on run r:
+numba's auto-vectoriser decides by itself whether a loop becomes vector code; the lanes
+and BLAS engines (:mod:`meanfield._fast_lanes`, :mod:`meanfield._fast_blas`) instead
+write their arithmetic on explicit vectors ``<W x double>`` (W = 8: one AVX-512
+register, two AVX2 registers), each operation one LLVM vector instruction, so that W runs
+(or W neurons) advance in the W lanes whatever the auto-vectoriser does.  Every operation
+is the IEEE-754 operation of the scalar code lane by lane (no fast-math), so lane r
+computes exactly what the scalar code computes on run r:
 
 .. math:: (a \odot b)_r = a_r \odot b_r,\qquad \mathrm{fma}(a, b, c)_r = \mathrm{rn}(a_r b_r + c_r)
 
 :func:`fma` is the scalar fused multiply-add (``llvm.fma``, one rounding) that both the
-serial kernels and the lanes use at the same places.  This module imports numba.
+serial kernels and the lanes use at the same places.  :func:`atomic_add`,
+:func:`atomic_load` and :func:`os_yield` build the BLAS engine's spin barrier.  This
+module imports numba.
 """
 
 from __future__ import annotations
